@@ -1,0 +1,1 @@
+"""Core: ids, named types, provenance, errors. Imports nothing else of ours."""
