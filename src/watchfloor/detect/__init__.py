@@ -1,0 +1,1 @@
+"""Detect: Sigma rules (sigma/), later intel matching and behaviour baselines -> detections."""

@@ -1,0 +1,1 @@
+"""Sigma detection: load (pySigma), compile, route, prefilter, evaluate, correlate."""

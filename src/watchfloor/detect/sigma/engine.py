@@ -1,0 +1,268 @@
+"""The fast Sigma engine: route by source, prefilter by literals, evaluate the few candidates.
+
+Per event: parse the JSON line once, classify its source (product, channel, event id), fetch the
+cached route (the rules whose logsource accepts that source, compiled for that binding), scan
+the raw line once for all gate literals, and evaluate only the rules whose gate was hit plus the
+rules without a gate. Rules with placeholders are compiled per tenant; tenants may disable rules.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sigma.rule import SigmaRule
+
+from watchfloor.core.errors import PlaceholderError, RuleError, WatchfloorError
+from watchfloor.core.types import TenantId
+from watchfloor.detect.sigma.compiler import Placeholders, RuleCompiler
+from watchfloor.detect.sigma.loader import RuleMeta, RuleSet
+from watchfloor.detect.sigma.prefilter import LiteralScanner
+from watchfloor.detect.sigma.values import EvalContext, Matcher
+from watchfloor.normalize.logsources import LogsourceMap
+from watchfloor.normalize.model import Binding, SourceKey
+from watchfloor.normalize.shapes import classify
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantRules:
+    """A tenant's overlay on the base rule set."""
+
+    placeholders: Placeholders = field(default_factory=dict)
+    disabled: frozenset[str] = frozenset()
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class CompiledRule:
+    index: int
+    meta: RuleMeta
+    binding: Binding
+    matcher: Matcher
+    gate: frozenset[str] | None
+    tenant: TenantId | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleStatus:
+    """Why a loaded rule will or will not fire."""
+
+    rule_id: str
+    title: str
+    path: str
+    line: int | None
+    status: str  # active | no_source | unsupported | placeholder
+    reason: str = ""
+    tenant: TenantId | None = None
+
+
+@dataclass(slots=True)
+class Route:
+    by_literal: dict[int, tuple[CompiledRule, ...]]
+    always: tuple[CompiledRule, ...]
+    everything: tuple[CompiledRule, ...]
+
+
+@dataclass(slots=True)
+class EngineStats:
+    events: int = 0
+    unrouted: int = 0
+    poisoned: int = 0
+    candidates: int = 0
+    matches: int = 0
+    by_source: Counter[SourceKey] = field(default_factory=Counter)
+
+
+class SigmaEngine:
+    """Compiled SigmaHQ-style rules for many tenants, evaluated on raw JSON event lines."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        logsources: LogsourceMap,
+        *,
+        tenants: Mapping[TenantId, TenantRules] | None = None,
+    ) -> None:
+        self.logsources = logsources
+        self.tenants = dict(tenants or {})
+        self.statuses: list[RuleStatus] = []
+        self.stats = EngineStats()
+        self._base: list[CompiledRule] = []
+        self._tenant_rules: dict[TenantId, list[CompiledRule]] = {t: [] for t in self.tenants}
+        self._routes: dict[tuple[TenantId | None, SourceKey], Route] = {}
+        literal_ids: dict[str, int] = {}
+        for index, (rule, meta) in enumerate(ruleset.rules):
+            self._compile(index, rule, meta)
+        for compiled in self._all_compiled():
+            for literal in compiled.gate or ():
+                literal_ids.setdefault(literal, len(literal_ids))
+        self.scanner = LiteralScanner.build(literal_ids)
+        self._literal_ids = {lit: i for i, lit in enumerate(self.scanner.literals)}
+
+    # -- compilation -------------------------------------------------------------------------
+    def _all_compiled(self) -> Iterable[CompiledRule]:
+        yield from self._base
+        for rules in self._tenant_rules.values():
+            yield from rules
+
+    def _bindings(self, rule: SigmaRule) -> tuple[Binding, ...]:
+        ls = rule.logsource
+        return self.logsources.bindings_for(ls.product, ls.category, ls.service)
+
+    def _status(self, meta: RuleMeta, status: str, reason: str = "", tenant: TenantId | None = None) -> None:
+        self.statuses.append(
+            RuleStatus(
+                rule_id=meta.id,
+                title=meta.title,
+                path=meta.path,
+                line=meta.line,
+                status=status,
+                reason=reason,
+                tenant=tenant,
+            )
+        )
+
+    def _compile(self, index: int, rule: SigmaRule, meta: RuleMeta) -> None:
+        bindings = self._bindings(rule)
+        if not bindings:
+            product, category, service = meta.logsource
+            self._status(
+                meta,
+                "no_source",
+                f"no source provides logsource product={product} category={category} service={service}",
+            )
+            return
+        try:
+            compiled = [self._compile_one(index, rule, meta, b, None, None) for b in bindings]
+        except PlaceholderError:
+            self._compile_per_tenant(index, rule, meta, bindings)
+            return
+        except RuleError as exc:
+            self._status(meta, "unsupported", exc.message)
+            return
+        self._base.extend(compiled)
+        self._status(meta, "active")
+
+    def _compile_per_tenant(
+        self, index: int, rule: SigmaRule, meta: RuleMeta, bindings: Sequence[Binding]
+    ) -> None:
+        if not self.tenants:
+            self._status(meta, "placeholder", "placeholder rule: needs per-tenant values (none configured)")
+        for tenant, overlay in self.tenants.items():
+            try:
+                compiled = [
+                    self._compile_one(index, rule, meta, b, overlay.placeholders, tenant) for b in bindings
+                ]
+            except RuleError as exc:
+                self._status(meta, "placeholder", exc.message, tenant)
+                continue
+            self._tenant_rules[tenant].extend(compiled)
+            self._status(meta, "active", "", tenant)
+
+    @staticmethod
+    def _compile_one(
+        index: int,
+        rule: SigmaRule,
+        meta: RuleMeta,
+        binding: Binding,
+        placeholders: Placeholders | None,
+        tenant: TenantId | None,
+    ) -> CompiledRule:
+        compiled = RuleCompiler(binding, placeholders).compile_rule(rule)
+        return CompiledRule(
+            index=index,
+            meta=meta,
+            binding=binding,
+            matcher=compiled.matcher,
+            gate=compiled.gate,
+            tenant=tenant,
+        )
+
+    # -- routing -----------------------------------------------------------------------------
+    def _route(self, tenant: TenantId | None, key: SourceKey) -> Route:
+        overlay = self.tenants.get(tenant) if tenant is not None else None
+        route_key = (tenant if overlay is not None else None, key)
+        route = self._routes.get(route_key)
+        if route is not None:
+            return route
+        chosen: dict[int, CompiledRule] = {}
+        candidates: list[CompiledRule] = list(self._base)
+        if overlay is not None and tenant is not None:
+            candidates.extend(self._tenant_rules.get(tenant, ()))
+        for compiled in candidates:
+            if overlay is not None and compiled.meta.id in overlay.disabled:
+                continue
+            if compiled.index not in chosen and compiled.binding.accepts(key):
+                chosen[compiled.index] = compiled
+        rules = tuple(sorted(chosen.values(), key=lambda c: c.index))
+        by_literal: dict[int, list[CompiledRule]] = {}
+        always: list[CompiledRule] = []
+        for compiled in rules:
+            if compiled.gate is None:
+                always.append(compiled)
+                continue
+            for literal in compiled.gate:
+                by_literal.setdefault(self._literal_ids[literal], []).append(compiled)
+        route = Route({k: tuple(v) for k, v in by_literal.items()}, tuple(always), rules)
+        self._routes[route_key] = route
+        return route
+
+    # -- evaluation --------------------------------------------------------------------------
+    def evaluate(
+        self, raw: bytes, tenant: TenantId | None = None, doc: Mapping[str, Any] | None = None
+    ) -> tuple[Mapping[str, Any], list[CompiledRule]]:
+        """Parse (unless `doc` is given), route and match one event; returns (doc, matching rules)."""
+        stats = self.stats
+        stats.events += 1
+        if doc is None:
+            doc = orjson.loads(raw)
+        key = classify(doc)
+        if key is None:
+            stats.unrouted += 1
+            return doc, []
+        stats.by_source[key] += 1
+        route = self._route(tenant, key)
+        if not route.everything:
+            return doc, []
+        hits = self.scanner.scan(raw)
+        if hits is None:
+            stats.poisoned += 1
+            candidates: Iterable[CompiledRule] = route.everything
+        else:
+            by_literal = route.by_literal
+            picked: set[CompiledRule] = set(route.always)
+            for hit in hits:
+                rules = by_literal.get(hit)
+                if rules is not None:
+                    picked.update(rules)
+            if not picked:
+                return doc, []
+            candidates = sorted(picked, key=_index) if len(picked) > 1 else picked
+        ctx = EvalContext(doc)
+        matched = [c for c in candidates if c.matcher(ctx)]
+        stats.candidates += len(picked) if hits is not None else len(route.everything)
+        stats.matches += len(matched)
+        return doc, matched
+
+    def evaluate_all(self, doc: Mapping[str, Any], tenant: TenantId | None = None) -> list[CompiledRule]:
+        """Every rule of the route, no prefilter: the exact slow path (for tests and debugging)."""
+        key = classify(doc)
+        if key is None:
+            return []
+        ctx = EvalContext(doc)
+        return [c for c in self._route(tenant, key).everything if c.matcher(ctx)]
+
+    def active_rules(self, tenant: TenantId | None = None) -> int:
+        base = len({c.index for c in self._base})
+        extra = len({c.index for c in self._tenant_rules.get(tenant, ())}) if tenant is not None else 0
+        return base + extra
+
+
+def _index(compiled: CompiledRule) -> int:
+    return compiled.index
+
+
+def engine_error(exc: WatchfloorError) -> str:
+    return str(exc)

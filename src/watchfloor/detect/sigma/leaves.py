@@ -1,0 +1,246 @@
+"""Leaf matchers: one closure per field test. Each takes an EvalContext and returns a bool."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from watchfloor.core.errors import RuleUnsupportedError
+from watchfloor.detect.sigma.values import (
+    EvalContext,
+    Matcher,
+    Names,
+    scalars,
+    to_datetime,
+    to_number,
+    to_text,
+)
+
+if TYPE_CHECKING:
+    from watchfloor.detect.sigma.compiler import StringPattern
+
+
+def _string_test(patterns: Sequence[StringPattern], cased: bool) -> Matcher | None:
+    """A test over one text (already folded as `cased` says) for every pattern of that casing."""
+    selected = [p for p in patterns if p.cased == cased]
+    if not selected:
+        return None
+    if any(p.kind == "any" for p in selected):
+        return lambda _text: True  # type: ignore[return-value,arg-type]
+    eq = frozenset(p.text for p in selected if p.kind == "eq")
+    starts = tuple(p.text for p in selected if p.kind == "startswith")
+    ends = tuple(p.text for p in selected if p.kind == "endswith")
+    contains = tuple(p.text for p in selected if p.kind == "contains")
+    regexes = tuple(p.regex for p in selected if p.kind == "regex" and p.regex is not None)
+
+    def test(text: str) -> bool:
+        if text in eq:
+            return True
+        if starts and text.startswith(starts):
+            return True
+        if ends and text.endswith(ends):
+            return True
+        for needle in contains:
+            if needle in text:
+                return True
+        return any(rx.fullmatch(text) for rx in regexes)
+
+    return test  # type: ignore[return-value]
+
+
+def string_any(names: Names, patterns: Sequence[StringPattern]) -> Matcher:
+    """True when any text of the field matches any pattern (OR)."""
+    folded = _string_test(patterns, cased=False)
+    exact = _string_test(patterns, cased=True)
+    if exact is None and folded is not None:
+        fold_only = folded
+
+        def match_folded(ctx: EvalContext) -> bool:
+            return any(fold_only(low) for _orig, low in ctx.texts(names))  # type: ignore[arg-type]
+
+        return match_folded
+
+    def match(ctx: EvalContext) -> bool:
+        for orig, low in ctx.texts(names):
+            if folded is not None and folded(low):  # type: ignore[arg-type]
+                return True
+            if exact is not None and exact(orig):  # type: ignore[arg-type]
+                return True
+        return False
+
+    return match
+
+
+def keyword_any(patterns: Sequence[StringPattern]) -> Matcher:
+    """Full-text: any text anywhere in the event matches any pattern."""
+    folded = _string_test(patterns, cased=False)
+    exact = _string_test(patterns, cased=True)
+
+    def match(ctx: EvalContext) -> bool:
+        for orig, low in ctx.all_texts():
+            if folded is not None and folded(low):  # type: ignore[arg-type]
+                return True
+            if exact is not None and exact(orig):  # type: ignore[arg-type]
+                return True
+        return False
+
+    return match
+
+
+def number_eq(names: Names, number: int | float) -> Matcher:
+    """Numeric equality with numbers and numeral strings; other texts compare as text."""
+    as_text = str(number).lower()
+
+    def match(ctx: EvalContext) -> bool:
+        present, value = ctx.value(names)
+        if not present:
+            return False
+        for item in scalars(value):
+            parsed = to_number(item)
+            if parsed is not None:
+                if parsed == number:
+                    return True
+                continue
+            text = to_text(item)
+            if text is not None and text.lower() == as_text:
+                return True
+        return False
+
+    return match
+
+
+def is_null(names: Names) -> Matcher:
+    def match(ctx: EvalContext) -> bool:
+        present, value = ctx.value(names)
+        return not present or value is None
+
+    return match
+
+
+def exists(names: Names, wanted: bool) -> Matcher:
+    def match(ctx: EvalContext) -> bool:
+        present, value = ctx.value(names)
+        return (present and value is not None) == wanted
+
+    return match
+
+
+_FLAG_BITS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL}
+
+
+def regex_flags(pattern: str, flags: set[str]) -> re.Pattern[str]:
+    bits = 0
+    for flag in flags:
+        bits |= _FLAG_BITS[flag]
+    try:
+        return re.compile(pattern, bits)
+    except re.error as exc:
+        raise RuleUnsupportedError(f"regular expression {pattern!r} does not compile: {exc}") from exc
+
+
+def regex(names: Names, compiled: re.Pattern[str]) -> Matcher:
+    search = compiled.search
+
+    def match(ctx: EvalContext) -> bool:
+        return any(search(orig) is not None for orig, _low in ctx.texts(names))
+
+    return match
+
+
+def keyword_regex(compiled: re.Pattern[str]) -> Matcher:
+    search = compiled.search
+
+    def match(ctx: EvalContext) -> bool:
+        return any(search(orig) is not None for orig, _low in ctx.all_texts())
+
+    return match
+
+
+def cidr(names: Names, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Matcher:
+    def match(ctx: EvalContext) -> bool:
+        for orig, _low in ctx.texts(names):
+            try:
+                address = ipaddress.ip_address(orig)
+            except ValueError:
+                continue
+            if address.version == network.version and address in network:
+                return True
+        return False
+
+    return match
+
+
+_COMPARE = {
+    "LT": lambda a, b: a < b,
+    "LTE": lambda a, b: a <= b,
+    "GT": lambda a, b: a > b,
+    "GTE": lambda a, b: a >= b,
+}
+
+
+def compare(names: Names, op: str, number: int | float) -> Matcher:
+    if op not in _COMPARE:
+        raise RuleUnsupportedError(f"unsupported comparison {op}")
+    test = _COMPARE[op]
+
+    def match(ctx: EvalContext) -> bool:
+        present, value = ctx.value(names)
+        if not present:
+            return False
+        for item in scalars(value):
+            parsed = to_number(item)
+            if parsed is not None and test(parsed, number):
+                return True
+        return False
+
+    return match
+
+
+def fieldref(names: Names, other: Names, starts_with: bool, ends_with: bool) -> Matcher:
+    """Case-insensitive comparison of a field with another field of the same event."""
+
+    def match(ctx: EvalContext) -> bool:
+        mine = ctx.texts(names)
+        theirs = ctx.texts(other)
+        for _o1, low in mine:
+            for _o2, ref in theirs:
+                if starts_with and ends_with:
+                    if ref in low:
+                        return True
+                elif starts_with:
+                    if low.startswith(ref):
+                        return True
+                elif ends_with:
+                    if low.endswith(ref):
+                        return True
+                elif low == ref:
+                    return True
+        return False
+
+    return match
+
+
+def timestamp_part(names: Names, part: str, number: int | float) -> Matcher:
+    def match(ctx: EvalContext) -> bool:
+        present, value = ctx.value(names)
+        if not present:
+            return False
+        for item in scalars(value):
+            moment = to_datetime(item)
+            if moment is None:
+                continue
+            actual = {
+                "minute": moment.minute,
+                "hour": moment.hour,
+                "day": moment.day,
+                "week": moment.isocalendar().week,
+                "month": moment.month,
+                "year": moment.year,
+            }[part]
+            if actual == number:
+                return True
+        return False
+
+    return match
