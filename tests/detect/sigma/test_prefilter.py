@@ -101,3 +101,26 @@ def test_a_contained_literal_is_always_found_or_the_line_is_poisoned(before: str
             continue
         hits = scanner.scan(raw)
         assert hits is None or 0 in hits
+
+
+_json_scalar = st.one_of(st.none(), st.booleans(), st.integers(), _text)
+_json_value = st.recursive(
+    _json_scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(container=_json_value, needle=_text)
+def test_container_text_literals_are_found_in_spaced_raw_json(container: object, needle: str) -> None:
+    """flatten exposes containers as compact JSON text; the raw line may be spaced differently."""
+    import json
+
+    compact = orjson.dumps(container).decode().lower()
+    fragment = best_fragment(needle) or best_fragment(compact)
+    if fragment is None or fragment not in compact:
+        return
+    scanner = LiteralScanner.build([fragment])
+    raw = json.dumps({"outer": container}, ensure_ascii=False).encode()
+    hits = scanner.scan(raw)
+    assert hits is None or 0 in hits

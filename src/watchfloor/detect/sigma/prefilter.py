@@ -5,9 +5,12 @@ text (case-insensitively), or if it has no gate. The gate is derived from the co
 a leaf's gate is a literal its match cannot do without; OR needs the union of its children's
 gates; AND needs any one child's gate (we pick the cheapest); NOT yields none.
 
-Exactness: a literal found in a decoded field value must also be found in the raw line. That holds
-when the line uses only the short JSON escapes (\\" \\\\ \\n ...), so literals are JSON-escaped before
-scanning and only ASCII letters are folded. Lines where it may not hold "poison" the scan: they
+Exactness: a literal found in a field's text must also be found in the raw line. A field's text is
+either a decoded JSON string/number, or (flatten does this for containers) the compact JSON text of
+an object or list. Literals are printable ASCII without JSON structure characters, so inside
+container text they lie within one token, which the raw line holds as is; inside a decoded string
+they appear in the raw line JSON-escaped. Both forms are scanned. This holds when the line uses
+only the short JSON escapes (\\" \\\\ \\n ...); only ASCII letters are folded. Lines where it may not hold "poison" the scan: they
 contain a \\uXXXX or \\/ escape, a non-ASCII character that lower-cases (or regex-case-folds) to
 ASCII, or a JSON float whose Python text differs from its JSON text. A poisoned event runs every
 rule of its route (slow, exact).
@@ -37,9 +40,15 @@ _POISON_PATTERNS: tuple[bytes, ...] = (
 POISON_ID_BASE = 1 << 30
 
 
+# JSON structure characters. A literal free of them that occurs in a container's compact JSON text
+# (flatten exposes containers that way) lies inside one token, which the raw line holds verbatim.
+_STRUCTURE = frozenset('{}[]:,"')
+
+
 def is_safe_char(char: str) -> bool:
-    """Characters a gate literal may contain: printable ASCII (the scanner folds ASCII case only)."""
-    return " " <= char <= "~"
+    """Characters a gate literal may contain: printable ASCII (the scanner folds ASCII case only),
+    except JSON structure characters."""
+    return " " <= char <= "~" and char not in _STRUCTURE
 
 
 def best_fragment(text: str) -> str | None:
@@ -142,11 +151,19 @@ class LiteralScanner:
         ordered = tuple(sorted(set(literals)))
         scanner = cls(literals=ordered)
         if ordered:
+            # Each literal is scanned as it appears inside a JSON string (escaped) and as it appears
+            # inside a container's JSON text (as is); both forms report the literal's id.
+            expressions: list[bytes] = []
+            ids: list[int] = []
+            for ident, lit in enumerate(ordered):
+                forms = {json_escape(lit), lit.encode("ascii")}
+                expressions.extend(forms)
+                ids.extend([ident] * len(forms))
             db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             db.compile(
-                expressions=[json_escape(lit) for lit in ordered],
-                ids=list(range(len(ordered))),
-                elements=len(ordered),
+                expressions=expressions,
+                ids=ids,
+                elements=len(expressions),
                 flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
                 literal=True,
             )
