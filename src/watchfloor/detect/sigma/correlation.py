@@ -35,7 +35,10 @@ Semantics (decisions the specification leaves open):
   the tenant's watermark is dropped, as is a hit older than its open window (sliding: older than
   newest - timespan; tumbling: before the window's start). Windows expire, and their memory is
   freed, once the watermark passes their end plus the allowed lateness. For input in timestamp
-  order the results are exact; `counters(tenant)` reports what was dropped.
+  order the results are exact; `counters(tenant)` reports what was dropped. `advance_to()` moves a
+  tenant's clock without a match (a heartbeat), so idle windows close and lt matches come out.
+- Memory: a window holds at most `max_window_events` hits (the oldest are dropped and counted as
+  discarded_overflow); a match lists at most `max_event_refs` event refs, `event_count` has them all.
 - Chains: a correlation match feeds the correlations that reference it as one hit at its
   `last_timestamp`, with its group values as fields (chained hits are never dropped as late).
   A referencing correlation may only group by (or aggregate) the inner correlation's group-by.
@@ -317,15 +320,13 @@ class CorrelationEngine:
         if plan.mode is Mode.CLOSE:
             self._schedule(state, plan, key, win, win.start + plan.span + lateness)
             return
+        self._schedule(state, plan, key, win, win.newest + plan.span + lateness)
         ok, aggregate = win.evaluate(plan)
         if ok:
             match = self._match(tenant, plan, key, win, aggregate)
             win.clear()
             win.floor = win.newest
-            self._schedule(state, plan, key, win, win.newest + plan.span + lateness)
             self._emit(tenant, state, plan, match, out)
-        else:
-            self._schedule(state, plan, key, win, win.newest + plan.span + lateness)
 
     @staticmethod
     def _value(plan: Plan, names: tuple[str, ...], fields: Mapping[str, Any]) -> tuple[bool, Hashable | None]:

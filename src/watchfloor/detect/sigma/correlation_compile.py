@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
 from typing import TypeAlias
 from uuid import UUID
 
@@ -120,11 +123,32 @@ class Plan:
     generate: bool = False
 
 
-def location_of(rule: SigmaRuleBase) -> Location:
+def location_of(rule: SigmaRuleBase, needle: str | None = None) -> Location:
+    """The rule's file, and the line of `needle` in its document when pySigma knows no line."""
     source = rule.source
     if source is None:
         return Location()
-    return Location(path=str(source.path), line=source.line)
+    line = source.line
+    if line is None and needle:
+        line = _line_in_file(source.path, rule.title, needle)
+    return Location(path=str(source.path), line=line)
+
+
+def _line_in_file(path: Path, title: str, needle: str) -> int | None:
+    """1-based line of `needle` as a whole token, searched from the rule's `title:` line on.
+
+    Only used to place errors: pySigma does not track lines inside multi-document files.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    token = re.compile(rf"(?<![\w.-]){re.escape(needle)}(?![\w.-])")
+    start = next((i for i, text in enumerate(lines) if text.startswith("title:") and title in text), 0)
+    for index in chain(range(start, len(lines)), range(start)):
+        if token.search(lines[index]):
+            return index + 1
+    return None
 
 
 def rule_key(rule: SigmaRuleBase) -> str:
@@ -165,10 +189,10 @@ class Resolver:
         nodes = self.find(ref)
         if not nodes:
             msg = f"{describe(owner)} references unknown rule {ref!r}: no rule has this id or name"
-            raise RuleError(msg, location=location_of(owner))
+            raise RuleError(msg, location=location_of(owner, ref))
         if len(nodes) > 1:
             msg = f"{describe(owner)} references {ref!r}, which names more than one rule"
-            raise RuleError(msg, location=location_of(owner))
+            raise RuleError(msg, location=location_of(owner, ref))
         return nodes[0]
 
 
@@ -308,7 +332,7 @@ def _compile_one(j: int, rule: SigmaCorrelationRule, resolver: Resolver) -> Plan
         sources=tuple(sources),
         generate=rule.generate,
     )
-    aliases = _aliases(rule, resolver, where)
+    aliases = _aliases(rule, resolver)
     for node, k in source_index.items():
         mapping = aliases.get(node, {})
         plan.feeds[node] = Feed(
@@ -319,7 +343,7 @@ def _compile_one(j: int, rule: SigmaCorrelationRule, resolver: Resolver) -> Plan
     return plan
 
 
-def _aliases(rule: SigmaCorrelationRule, resolver: Resolver, where: Location) -> dict[Node, dict[str, str]]:
+def _aliases(rule: SigmaCorrelationRule, resolver: Resolver) -> dict[Node, dict[str, str]]:
     """alias name -> field name, per referenced rule."""
     out: dict[Node, dict[str, str]] = {}
     for alias in rule.aliases:
@@ -330,7 +354,7 @@ def _aliases(rule: SigmaCorrelationRule, resolver: Resolver, where: Location) ->
                     f"{describe(rule)}: alias {alias.alias!r} "
                     f"maps an unknown or ambiguous rule {ref.reference!r}"
                 )
-                raise RuleError(msg, location=where)
+                raise RuleError(msg, location=location_of(rule, ref.reference))
             out.setdefault(nodes[0], {})[alias.alias] = str(field_name)
     return out
 
