@@ -14,6 +14,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+from watchfloor.cli.demo import demo
 from watchfloor.cli.output import CsvWriter, JsonlWriter, MatchWriter, TableWriter, summary_table
 from watchfloor.core.errors import WatchfloorError
 from watchfloor.core.types import TenantId, tenant_id
@@ -26,6 +27,7 @@ from watchfloor.normalize.readers import JsonlDeadLetterStore, MemoryDeadLetters
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Watchfloor: managed detection and response.")
 rules_app = typer.Typer(no_args_is_help=True, help="Inspect and check detection rules.")
 app.add_typer(rules_app, name="rules")
+app.command(help="Generate a small business's Windows telemetry with attacks and hunt it (no data needed).")(demo)
 err = Console(stderr=True)
 
 
