@@ -11,6 +11,7 @@ from sigma.rule import SigmaRule
 
 from watchfloor.core.errors import PlaceholderError
 from watchfloor.detect.sigma.compiler import RuleCompiler
+from watchfloor.detect.sigma.prefilter import choose, literal_cost
 from watchfloor.detect.sigma.values import EvalContext
 from watchfloor.normalize.model import Binding
 
@@ -205,4 +206,23 @@ def test_gates_are_necessary_literals() -> None:
         }
     )
     compiled = RuleCompiler(BINDING).compile_rule(rule)
-    assert compiled.gate == frozenset({"mimikatz"})
+    # AND of (the endswith list: OR) and (the contains): either is a valid gate; NOT adds none
+    assert compiled.gate is not None
+    assert compiled.gate[0] == "A"
+    assert set(compiled.gate[1]) == {("O", (("L", "\\a.exe"), ("L", "\\bbb.exe"))), ("L", "mimikatz")}
+    assert choose(compiled.gate, literal_cost)[0] == frozenset({"mimikatz"})
+
+
+def test_event_ids_are_derived_for_routing() -> None:
+    rule = rule_from(
+        {
+            "sel": {"EventID": [4624, 4625], "LogonType": 3},
+            "other": {"EventID": "4625"},
+            "condition": "sel and other",
+        }
+    )
+    assert RuleCompiler(BINDING).compile_rule(rule).event_ids == frozenset({4625})
+    rule = rule_from({"sel": {"EventID": 4624}, "other": {"User": "x"}, "condition": "sel or other"})
+    assert RuleCompiler(BINDING).compile_rule(rule).event_ids is None
+    rule = rule_from({"sel": {"EventID": 4624}, "condition": "not sel"})
+    assert RuleCompiler(BINDING).compile_rule(rule).event_ids is None

@@ -13,10 +13,14 @@ from hypothesis import strategies as st
 from watchfloor.detect.sigma.prefilter import (
     CASE_POISON,
     LiteralScanner,
-    and_gate,
     best_fragment,
+    choose,
+    fragments,
+    gate_and,
+    gate_lit,
+    gate_or,
     json_escape,
-    or_gate,
+    literal_cost,
 )
 from watchfloor.detect.sigma.regex_literals import regex_gate
 
@@ -52,11 +56,17 @@ def test_json_escape_matches_orjson_rendering() -> None:
 
 
 def test_and_prefers_rare_literal_or_unions() -> None:
-    assert and_gate([frozenset({".exe"}), frozenset({"mimikatz"})]) == frozenset({"mimikatz"})
-    assert and_gate([None, frozenset({"abc"})]) == frozenset({"abc"})
-    assert and_gate([None, None]) is None
-    assert or_gate([frozenset({"abc"}), frozenset({"def"})]) == frozenset({"abc", "def"})
-    assert or_gate([frozenset({"abc"}), None]) is None
+    def pick(expr: object) -> frozenset[str] | None:
+        return choose(expr, literal_cost)[0]  # type: ignore[arg-type]
+
+    assert pick(gate_and([gate_lit(".exe"), gate_lit("mimikatz")])) == frozenset({"mimikatz"})
+    assert pick(gate_and([None, gate_lit("abc")])) == frozenset({"abc"})
+    assert gate_and([None, None]) is None
+    assert pick(gate_or([gate_lit("abc"), gate_lit("def")])) == frozenset({"abc", "def"})
+    assert gate_or([gate_lit("abc"), None]) is None
+    # observed frequencies change the choice
+    rare_exe = {"mimikatz": 0.9, ".exe": 0.01}
+    assert choose(gate_and([gate_lit(".exe"), gate_lit("mimikatz")]), rare_exe.__getitem__)[0] == {".exe"}
 
 
 @pytest.mark.parametrize(
@@ -68,17 +78,36 @@ def test_and_prefers_rare_literal_or_unions() -> None:
         (r"(alpha|b)", None),
         (r"a.b", None),
         (r"(?x) spaced", None),
+        (r"x(?i:abcdef)", None),
     ],
 )
 def test_regex_gate(pattern: str, gate: frozenset[str] | None) -> None:
-    assert regex_gate(pattern, set()) == gate
+    assert choose(regex_gate(pattern, set()), literal_cost)[0] == gate
+
+
+@given(
+    prefix=st.text(alphabet="abc.-", max_size=6),
+    needle=st.text(alphabet="abcdefgh", min_size=3, max_size=8),
+    suffix=st.text(alphabet="xyz", max_size=6),
+)
+def test_every_regex_gate_literal_occurs_in_matches(prefix: str, needle: str, suffix: str) -> None:
+    """Whatever regex_gate chooses, a string the regex matches contains one of its literals."""
+    import re as std_re
+
+    pattern = std_re.escape(prefix) + "(?:" + std_re.escape(needle) + "|zz+)" + "[0-9]*" + std_re.escape(suffix)
+    expr = regex_gate(pattern, set())
+    gate = choose(expr, literal_cost)[0]
+    for sample in (prefix + needle + suffix, prefix + "zzz" + "12" + suffix):
+        if gate is not None and std_re.search(pattern, sample):
+            assert any(lit in sample.lower() for lit in gate)
 
 
 def test_scanner_finds_literals_caselessly_and_poisons_escapes() -> None:
     scanner = LiteralScanner.build(["cmd.exe", "\\temp\\"])
     hits = scanner.scan(orjson.dumps({"Image": "C:\\Windows\\CMD.EXE", "T": "C:\\TEMP\\x"}))
     assert hits == {0, 1}
-    assert scanner.scan(b'{"a":"caf\\u00e9"}') is None
+    assert scanner.scan(b'{"a":"caf\\u00e9"}') == set()  # escapes of non-ASCII cannot hide a literal
+    assert scanner.scan(b'{"a":"\\u0041b"}') is None  # an escaped printable ASCII character can
     assert scanner.scan(b'{"a":"a\\/b"}') is None
     assert scanner.scan(b'{"a": 1.5}') is None
     assert scanner.scan('{"a":"\u212aernel"}'.encode()) is None
@@ -103,24 +132,33 @@ def test_a_contained_literal_is_always_found_or_the_line_is_poisoned(before: str
         assert hits is None or 0 in hits
 
 
-_json_scalar = st.one_of(st.none(), st.booleans(), st.integers(), _text)
+_json_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1), _text
+)
 _json_value = st.recursive(
     _json_scalar,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
-    max_leaves=8,
+    max_leaves=10,
 )
 
 
-@given(container=_json_value, needle=_text)
-def test_container_text_literals_are_found_in_spaced_raw_json(container: object, needle: str) -> None:
-    """flatten exposes containers as compact JSON text; the raw line may be spaced differently."""
+@given(payload=st.dictionaries(_text, _json_value, max_size=4), spaced=st.booleans())
+def test_flatten_contract_every_text_is_found_in_the_raw_line(payload: dict[str, object], spaced: bool) -> None:
+    """The prefilter's contract with normalize: any fragment of any text flatten exposes is found
+    in the raw line by the scanner (or the line is poisoned), however the line is spaced."""
     import json
 
-    compact = orjson.dumps(container).decode().lower()
-    fragment = best_fragment(needle) or best_fragment(compact)
-    if fragment is None or fragment not in compact:
+    from watchfloor.detect.sigma.values import EvalContext
+
+    doc = {"eventSource": "s3.amazonaws.com", "eventName": "x", "awsRegion": "r", **payload}
+    raw = json.dumps(doc, ensure_ascii=False).encode() if spaced else orjson.dumps(doc)
+    texts = [low for _orig, low in EvalContext(orjson.loads(raw)).all_texts()]
+    wanted = {f for text in texts for f in fragments(text)}
+    if not wanted:
         return
-    scanner = LiteralScanner.build([fragment])
-    raw = json.dumps({"outer": container}, ensure_ascii=False).encode()
+    scanner = LiteralScanner.build(wanted)
     hits = scanner.scan(raw)
-    assert hits is None or 0 in hits
+    if hits is None:
+        return
+    found = {scanner.literals[i] for i in hits}
+    assert wanted <= found

@@ -41,19 +41,44 @@ from sigma.types import (
 
 from watchfloor.core.errors import PlaceholderError, RuleUnsupportedError
 from watchfloor.detect.sigma import leaves
-from watchfloor.detect.sigma.prefilter import and_gate, best_fragment, or_gate
+from watchfloor.detect.sigma.prefilter import GateExpr, gate_and, gate_or, gate_text
 from watchfloor.detect.sigma.regex_literals import regex_gate
 from watchfloor.detect.sigma.values import EvalContext, Matcher, Names
 from watchfloor.normalize.model import Binding
 
-Gate = frozenset[str] | None
+Gate = GateExpr
+EventIds = frozenset[int] | None
 Placeholders = Mapping[str, Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
+    """A matcher, the literals it needs (gate) and the EventIDs it can match (None: any)."""
+
     matcher: Matcher
     gate: Gate
+    event_ids: EventIds = None
+
+
+def ids_and(children: Sequence[EventIds]) -> EventIds:
+    """AND: every child's set is necessary, so their intersection is."""
+    known = [c for c in children if c is not None]
+    if not known:
+        return None
+    result = known[0]
+    for other in known[1:]:
+        result = result & other
+    return result
+
+
+def ids_or(children: Sequence[EventIds]) -> EventIds:
+    """OR: the union, unless a child can match any EventID."""
+    result: set[int] = set()
+    for child in children:
+        if child is None:
+            return None
+        result |= child
+    return frozenset(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +92,8 @@ class StringPattern:
 
     @property
     def gate(self) -> Gate:
-        fragment = best_fragment(self.text) if self.kind != "regex" else None
-        if self.kind == "regex":
-            best: str | None = None
-            for part in self.text.split("\0"):
-                candidate = best_fragment(part)
-                if candidate is not None and (best is None or len(candidate) > len(best)):
-                    best = candidate
-            fragment = best
-        return frozenset((fragment,)) if fragment is not None else None
+        """Every literal stretch is needed (NUL separates the stretches of a wildcard pattern)."""
+        return None if self.kind == "any" else gate_text(self.text)
 
 
 def string_pattern(value: SigmaString) -> StringPattern:
@@ -139,8 +157,16 @@ def expand_placeholders(value: SigmaString, placeholders: Placeholders | None) -
     return out
 
 
+EVENT_ID: Names = ("EventID",)
+
+
 class RuleCompiler:
-    """Compiles one rule for one binding; field names resolve through the binding."""
+    """Compiles one rule for one binding; field names resolve through the binding.
+
+    Besides the matcher it derives what routing and the prefilter need: the gate (literals a match
+    needs) and the EventIDs a match needs. The latter only for the System EventID field, whose
+    value classify() puts in the source key: a plain decimal equality on it is exact.
+    """
 
     def __init__(self, binding: Binding, placeholders: Placeholders | None = None) -> None:
         self.binding = binding
@@ -177,19 +203,21 @@ class RuleCompiler:
     @staticmethod
     def _and(children: list[Compiled]) -> Compiled:
         matchers = tuple(c.matcher for c in children)
-        gate = and_gate([c.gate for c in children])
+        gate = gate_and([c.gate for c in children])
+        ids = ids_and([c.event_ids for c in children])
         if len(matchers) == 2:
             first, second = matchers
-            return Compiled(lambda ctx: first(ctx) and second(ctx), gate)
-        return Compiled(lambda ctx: all(m(ctx) for m in matchers), gate)
+            return Compiled(lambda ctx: first(ctx) and second(ctx), gate, ids)
+        return Compiled(lambda ctx: all(m(ctx) for m in matchers), gate, ids)
 
     @staticmethod
     def _or(children: list[Compiled]) -> Compiled:
         matchers = tuple(c.matcher for c in children)
-        gate = or_gate(c.gate for c in children)
+        gate = gate_or(c.gate for c in children)
+        ids = ids_or([c.event_ids for c in children])
         if len(matchers) == 1:
-            return Compiled(matchers[0], gate)
-        return Compiled(lambda ctx: any(m(ctx) for m in matchers), gate)
+            return Compiled(matchers[0], gate, ids)
+        return Compiled(lambda ctx: any(m(ctx) for m in matchers), gate, ids)
 
     def _or_merged(self, args: list[Any]) -> Compiled:
         """OR with same-field plain-string leaves merged into one set/tuple test per field."""
@@ -202,10 +230,18 @@ class RuleCompiler:
             else:
                 groups.setdefault(self.names(arg.field), []).extend(patterns)
         merged = [
-            Compiled(leaves.string_any(names, patterns), or_gate(p.gate for p in patterns))
+            Compiled(leaves.string_any(names, patterns), gate_or(p.gate for p in patterns), self._string_ids(names, patterns))
             for names, patterns in groups.items()
         ]
         return self._or([*merged, *others])
+
+    @staticmethod
+    def _string_ids(names: Names, patterns: Sequence[StringPattern]) -> EventIds:
+        if names != EVENT_ID or not patterns:
+            return None
+        if all(p.kind == "eq" and p.text.isascii() and p.text.isdigit() for p in patterns):
+            return frozenset(int(p.text) for p in patterns)
+        return None
 
     def _plain_patterns(self, cond: Any) -> list[StringPattern] | None:
         if not isinstance(cond, ConditionFieldEqualsValueExpression):
@@ -224,13 +260,19 @@ class RuleCompiler:
             return self._or([self.field_leaf(field, v) for v in value.values])
         if isinstance(value, SigmaString):
             patterns = [string_pattern(v) for v in expand_placeholders(value, self.placeholders)]
-            return Compiled(leaves.string_any(names, patterns), or_gate(p.gate for p in patterns))
+            return Compiled(
+                leaves.string_any(names, patterns), gate_or(p.gate for p in patterns), self._string_ids(names, patterns)
+            )
         if isinstance(value, SigmaTimestampPart):
             return Compiled(
                 leaves.timestamp_part(names, value.timestamp_part.name.lower(), value.number), None
             )
         if isinstance(value, SigmaNumber):
-            return Compiled(leaves.number_eq(names, value.number), None)
+            number = value.number
+            ids: EventIds = None
+            if names == EVENT_ID and isinstance(number, int) and not isinstance(number, bool):
+                ids = frozenset((number,))
+            return Compiled(leaves.number_eq(names, number), None, ids)
         if isinstance(value, SigmaNull):
             return Compiled(leaves.is_null(names), None)
         if isinstance(value, SigmaExists):
@@ -269,7 +311,7 @@ class RuleCompiler:
                 if isinstance(expanded, SigmaCasedString):
                     wrapped = SigmaCasedString.from_sigma_string(wrapped)
                 patterns.append(string_pattern(wrapped))
-            return Compiled(leaves.keyword_any(patterns), or_gate(p.gate for p in patterns))
+            return Compiled(leaves.keyword_any(patterns), gate_or(p.gate for p in patterns))
         if isinstance(value, SigmaRegularExpression):
             flags = {f.name for f in value.flags}
             compiled = leaves.regex_flags(str(value.regexp), flags)

@@ -20,7 +20,7 @@ from watchfloor.core.errors import PlaceholderError, RuleError, WatchfloorError
 from watchfloor.core.types import TenantId
 from watchfloor.detect.sigma.compiler import Placeholders, RuleCompiler
 from watchfloor.detect.sigma.loader import RuleMeta, RuleSet
-from watchfloor.detect.sigma.prefilter import LiteralScanner
+from watchfloor.detect.sigma.prefilter import GateExpr, LiteralScanner, choose, gate_literals, literal_cost
 from watchfloor.detect.sigma.values import EvalContext, Matcher
 from watchfloor.normalize.logsources import LogsourceMap
 from watchfloor.normalize.model import Binding, SourceKey
@@ -41,7 +41,8 @@ class CompiledRule:
     meta: RuleMeta
     binding: Binding
     matcher: Matcher
-    gate: frozenset[str] | None
+    gate: GateExpr
+    event_ids: frozenset[int] | None = None
     tenant: TenantId | None = None
 
 
@@ -60,13 +61,27 @@ class RuleStatus:
 
 @dataclass(slots=True)
 class Route:
+    """The rules one (tenant, source key) can fire, and how the prefilter selects among them."""
+
     by_literal: dict[int, tuple[CompiledRule, ...]]
     always: tuple[CompiledRule, ...]
     everything: tuple[CompiledRule, ...]
+    census: Counter[int] = field(default_factory=Counter)  # census literal id -> sampled events hit
+    census_events: int = 0
+    chosen: dict[int, frozenset[str] | None] = field(default_factory=dict)  # rule index -> gate
+
+
+# Gate choice adapts to the data: every CENSUS_EVERY-th event of a route is also scanned for every
+# alternative literal, and at these event counts each route re-chooses its gates by observed hit
+# rates (the prior weighs PRIOR_WEIGHT events) and the scan database is rebuilt.
+CHECKPOINTS = (2_000, 20_000, 200_000, 1_000_000)
+CENSUS_EVERY = 4
+PRIOR_WEIGHT = 20.0
 
 
 @dataclass(slots=True)
 class EngineStats:
+    regates: int = 0
     events: int = 0
     unrouted: int = 0
     poisoned: int = 0
@@ -92,14 +107,19 @@ class SigmaEngine:
         self._base: list[CompiledRule] = []
         self._tenant_rules: dict[TenantId, list[CompiledRule]] = {t: [] for t in self.tenants}
         self._routes: dict[tuple[TenantId | None, SourceKey], Route] = {}
-        literal_ids: dict[str, int] = {}
         for index, (rule, meta) in enumerate(ruleset.rules):
             self._compile(index, rule, meta)
+        everything: set[str] = set()
+        static: set[str] = set()
         for compiled in self._all_compiled():
-            for literal in compiled.gate or ():
-                literal_ids.setdefault(literal, len(literal_ids))
-        self.scanner = LiteralScanner.build(literal_ids)
+            everything |= gate_literals(compiled.gate)
+            static |= choose(compiled.gate, literal_cost)[0] or set()
+        self.census_scanner = LiteralScanner.build(everything)
+        self._census_ids = {lit: i for i, lit in enumerate(self.census_scanner.literals)}
+        self._static_literals = frozenset(static)
+        self.scanner = LiteralScanner.build(static)
         self._literal_ids = {lit: i for i, lit in enumerate(self.scanner.literals)}
+        self._next_checkpoint = 0
 
     # -- compilation -------------------------------------------------------------------------
     def _all_compiled(self) -> Iterable[CompiledRule]:
@@ -177,6 +197,7 @@ class SigmaEngine:
             binding=binding,
             matcher=compiled.matcher,
             gate=compiled.gate,
+            event_ids=compiled.event_ids,
             tenant=tenant,
         )
 
@@ -194,20 +215,62 @@ class SigmaEngine:
         for compiled in candidates:
             if overlay is not None and compiled.meta.id in overlay.disabled:
                 continue
+            if compiled.event_ids is not None and key.event_id not in compiled.event_ids:
+                continue
             if compiled.index not in chosen and compiled.binding.accepts(key):
                 chosen[compiled.index] = compiled
         rules = tuple(sorted(chosen.values(), key=lambda c: c.index))
-        by_literal: dict[int, list[CompiledRule]] = {}
-        always: list[CompiledRule] = []
-        for compiled in rules:
-            if compiled.gate is None:
-                always.append(compiled)
-                continue
-            for literal in compiled.gate:
-                by_literal.setdefault(self._literal_ids[literal], []).append(compiled)
-        route = Route({k: tuple(v) for k, v in by_literal.items()}, tuple(always), rules)
+        route = Route({}, (), rules)
+        self._choose_gates(route, literal_cost)
+        self._index_route(route)
         self._routes[route_key] = route
         return route
+
+    def _choose_gates(self, route: Route, cost: Any) -> None:
+        route.chosen = {c.index: choose(c.gate, cost)[0] for c in route.everything}
+
+    def _index_route(self, route: Route) -> None:
+        """Map scan-database literal ids to the route's rules (after a choice or a rebuild)."""
+        by_literal: dict[int, list[CompiledRule]] = {}
+        always: list[CompiledRule] = []
+        for compiled in route.everything:
+            gate = route.chosen.get(compiled.index)
+            if gate is None:
+                always.append(compiled)
+                continue
+            for literal in gate:
+                by_literal.setdefault(self._literal_ids[literal], []).append(compiled)
+        route.by_literal = {k: tuple(v) for k, v in by_literal.items()}
+        route.always = tuple(always)
+
+    def _census(self, route: Route, raw: bytes) -> None:
+        hits = self.census_scanner.scan(raw)
+        if hits is None:
+            return
+        route.census_events += 1
+        route.census.update(hits)
+
+    def regate(self) -> None:
+        """Re-choose every route's gates by observed literal hit rates; rebuild the scan database."""
+        ids = self._census_ids
+        wanted: set[str] = set(self._static_literals)
+        for route in self._routes.values():
+            if route.census_events == 0:
+                wanted |= {lit for gate in route.chosen.values() for lit in gate or ()}
+                continue
+            census, events = route.census, route.census_events
+
+            def observed(literal: str, census: Counter[int] = census, events: int = events) -> float:
+                hits = census.get(ids[literal], 0)
+                return (hits + PRIOR_WEIGHT * literal_cost(literal)) / (events + PRIOR_WEIGHT)
+
+            self._choose_gates(route, observed)
+            wanted |= {lit for gate in route.chosen.values() for lit in gate or ()}
+        self.scanner = LiteralScanner.build(wanted)
+        self._literal_ids = {lit: i for i, lit in enumerate(self.scanner.literals)}
+        for route in self._routes.values():
+            self._index_route(route)
+        self.stats.regates += 1
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(
@@ -226,6 +289,12 @@ class SigmaEngine:
         route = self._route(tenant, key)
         if not route.everything:
             return doc, []
+        if self._next_checkpoint < len(CHECKPOINTS):
+            if stats.events % CENSUS_EVERY == 0:
+                self._census(route, raw)
+            if stats.events >= CHECKPOINTS[self._next_checkpoint]:
+                self._next_checkpoint += 1
+                self.regate()
         hits = self.scanner.scan(raw)
         if hits is None:
             stats.poisoned += 1

@@ -74,11 +74,24 @@ def string_any(names: Names, patterns: Sequence[StringPattern]) -> Matcher:
 
 
 def keyword_any(patterns: Sequence[StringPattern]) -> Matcher:
-    """Full-text: any text anywhere in the event matches any pattern."""
-    folded = _string_test(patterns, cased=False)
-    exact = _string_test(patterns, cased=True)
+    """Full-text: any text anywhere in the event matches any pattern.
+
+    Plain `contains` needles (the usual keyword) are searched once in all texts joined by NUL,
+    which no needle contains, so a needle cannot span two texts.
+    """
+    joined_needles = tuple(p.text for p in patterns if p.kind == "contains" and not p.cased and "\0" not in p.text)
+    rest = [p for p in patterns if not (p.kind == "contains" and not p.cased and "\0" not in p.text)]
+    folded = _string_test(rest, cased=False)
+    exact = _string_test(rest, cased=True)
 
     def match(ctx: EvalContext) -> bool:
+        if joined_needles:
+            text = ctx.joined_lower_text()
+            for needle in joined_needles:
+                if needle in text:
+                    return True
+        if folded is None and exact is None:
+            return False
         for orig, low in ctx.all_texts():
             if folded is not None and folded(low):  # type: ignore[arg-type]
                 return True

@@ -5,21 +5,22 @@ text (case-insensitively), or if it has no gate. The gate is derived from the co
 a leaf's gate is a literal its match cannot do without; OR needs the union of its children's
 gates; AND needs any one child's gate (we pick the cheapest); NOT yields none.
 
-Exactness: a literal found in a field's text must also be found in the raw line. A field's text is
-either a decoded JSON string/number, or (flatten does this for containers) the compact JSON text of
-an object or list. Literals are printable ASCII without JSON structure characters, so inside
-container text they lie within one token, which the raw line holds as is; inside a decoded string
-they appear in the raw line JSON-escaped. Both forms are scanned. This holds when the line uses
-only the short JSON escapes (\\" \\\\ \\n ...); only ASCII letters are folded. Lines where it may not hold "poison" the scan: they
-contain a \\uXXXX or \\/ escape, a non-ASCII character that lower-cases (or regex-case-folds) to
-ASCII, or a JSON float whose Python text differs from its JSON text. A poisoned event runs every
+Exactness: a literal found in a field's text must also be found in the raw line. The contract with
+normalize (tested in tests/detect/sigma/test_prefilter.py) is that every text flatten exposes is a
+JSON scalar of the record, decoded: a string, or a number/bool whose text is its JSON text. Gate
+literals are printable ASCII, so inside a decoded string they appear in the raw line JSON-escaped
+(\\" and \\\\), which is the form scanned; only ASCII letters are folded. Lines where that may not
+hold "poison" the scan: a \\u escape of a printable ASCII character or of a character that
+case-folds to ASCII, a \\/ escape, such a character written raw, or a JSON float whose Python
+text differs from its JSON text. A poisoned event runs every
 rule of its route (slow, exact).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import hyperscan
 
@@ -31,40 +32,115 @@ MIN_LITERAL = 3
 CASE_POISON = ("\u0130", "\u0131", "\u017f", "\u212a")
 
 _POISON_PATTERNS: tuple[bytes, ...] = (
-    rb"(?:^|[^\\])(?:\\\\)*\\u[0-9a-fA-F]{4}",  # \uXXXX escape (odd number of backslashes)
+    # a \u escape (odd number of backslashes) of printable ASCII or of a case-poison character;
+    # escapes of control and other non-ASCII characters cannot hide a printable-ASCII literal
+    rb"(?:^|[^\\])(?:\\\\)*\\u(?:00[2-7][0-9a-fA-F]|013[01]|017[fF]|212[aA])",
     rb"(?:^|[^\\])(?:\\\\)*\\/",  # \/ escape
-    rb"[:,\[]\s*-?[0-9]+\.[0-9]",  # a JSON float token: repr() may differ from its JSON text
-    rb"[:,\[]\s*-?[0-9]+[eE]",  # a JSON number with an exponent
+    # a JSON float token (repr() may differ from its JSON text): a number with a fraction or an
+    # exponent that ends at a delimiter; inside a string (a time "15:57:25.868") it ends at a quote
+    rb"[:,\[]\s*-?[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?\s*[,}\]]",
+    rb"[:,\[]\s*-?[0-9]+[eE][+-]?[0-9]+\s*[,}\]]",
     *(c.encode("utf-8") for c in CASE_POISON),
 )
 POISON_ID_BASE = 1 << 30
 
 
-# JSON structure characters. A literal free of them that occurs in a container's compact JSON text
-# (flatten exposes containers that way) lies inside one token, which the raw line holds verbatim.
-_STRUCTURE = frozenset('{}[]:,"')
-
-
 def is_safe_char(char: str) -> bool:
-    """Characters a gate literal may contain: printable ASCII (the scanner folds ASCII case only),
-    except JSON structure characters."""
-    return " " <= char <= "~" and char not in _STRUCTURE
+    """Characters a gate literal may contain: printable ASCII (the scanner folds ASCII case only)."""
+    return " " <= char <= "~"
 
 
-def best_fragment(text: str) -> str | None:
-    """The longest run of safe characters in lower-cased `text`, if at least MIN_LITERAL long."""
-    best = ""
+def fragments(text: str) -> list[str]:
+    """Every run of safe characters in lower-cased `text` at least MIN_LITERAL long."""
+    out: list[str] = []
     run: list[str] = []
     for char in text.lower():
         if is_safe_char(char):
             run.append(char)
             continue
-        if len(run) > len(best):
-            best = "".join(run)
+        if len(run) >= MIN_LITERAL:
+            out.append("".join(run))
         run = []
-    if len(run) > len(best):
-        best = "".join(run)
-    return best if len(best) >= MIN_LITERAL else None
+    if len(run) >= MIN_LITERAL:
+        out.append("".join(run))
+    return out
+
+
+def best_fragment(text: str) -> str | None:
+    """The longest run of safe characters in lower-cased `text`, if at least MIN_LITERAL long."""
+    found = fragments(text)
+    return max(found, key=len) if found else None
+
+
+# A gate expression says which literals a match cannot do without: ("L", literal) needs that
+# literal; ("A", children) needs every child (so any one child's choice is a valid gate);
+# ("O", children) needs one of the children (so the gate is the union). None: no literal needed.
+GateExpr = tuple[str, Any] | None
+
+
+def gate_lit(literal: str) -> GateExpr:
+    return ("L", literal)
+
+
+def gate_text(text: str) -> GateExpr:
+    """Every fragment of a wildcard-free stretch of a pattern is needed: AND of them."""
+    return gate_and([gate_lit(f) for f in fragments(text)])
+
+
+def gate_and(children: Iterable[GateExpr]) -> GateExpr:
+    kept: list[tuple[str, Any]] = []
+    for child in children:
+        if child is None:
+            continue
+        kept.extend(child[1] if child[0] == "A" else (child,))
+    unique = list(dict.fromkeys(kept))
+    if not unique:
+        return None
+    return unique[0] if len(unique) == 1 else ("A", tuple(unique))
+
+
+def gate_or(children: Iterable[GateExpr]) -> GateExpr:
+    kept: list[tuple[str, Any]] = []
+    for child in children:
+        if child is None:
+            return None
+        kept.extend(child[1] if child[0] == "O" else (child,))
+    unique = list(dict.fromkeys(kept))
+    if not unique:
+        return None
+    return unique[0] if len(unique) == 1 else ("O", tuple(unique))
+
+
+def gate_literals(expr: GateExpr) -> set[str]:
+    """Every literal the expression mentions (all alternatives)."""
+    if expr is None:
+        return set()
+    if expr[0] == "L":
+        return {expr[1]}
+    out: set[str] = set()
+    for child in expr[1]:
+        out |= gate_literals(child)
+    return out
+
+
+def choose(expr: GateExpr, cost: Callable[[str], float]) -> tuple[frozenset[str] | None, float]:
+    """The cheapest valid gate for `expr` under `cost` (estimated hit rate of a literal)."""
+    if expr is None:
+        return None, 1.0
+    kind, payload = expr
+    if kind == "L":
+        return frozenset((payload,)), cost(payload)
+    chosen = [choose(child, cost) for child in payload]
+    if kind == "A":
+        return min(chosen, key=lambda c: (c[1], sorted(c[0] or ())))
+    union: set[str] = set()
+    total = 0.0
+    for gate, value in chosen:
+        if gate is None:
+            return None, 1.0
+        union |= gate
+        total += value
+    return frozenset(union), min(total, 1.0)
 
 
 def json_escape(literal: str) -> bytes:
@@ -105,37 +181,24 @@ _COMMON = (
     "\\services\\",
     "nt authority",
     "amazonaws.com",
+    # keys and values of the evtx JSON shape itself, present in every raw Windows line
+    '{"event":{"#attributes":{"xmlns":"http://schemas.microsoft.com/win/2004/08/events/event"}',
+    '"system":{"provider":{"#attributes":{"name":',
+    '"eventid","version","level","task","opcode","keywords","timecreated","systemtime"',
+    '"eventrecordid","correlation","execution","processid","threadid","channel","computer"',
+    '"security":{"#attributes":{"userid":',
+    '"eventdata":',
+    '"userdata":',
+    "microsoft-windows-security-auditing",
 )
 
 
 def literal_cost(literal: str) -> float:
-    """Estimated chance that an event contains `literal` (heuristic, higher = more common)."""
-    cost = 1.0 / (len(literal) ** 2)
+    """Prior estimate of the chance that an event contains `literal` (before any is observed)."""
+    cost = min(1.0, 4.0 / (len(literal) ** 2))
     if any(literal in common for common in _COMMON):
-        cost += 0.5
+        cost = max(cost, 0.5)
     return cost
-
-
-def gate_cost(gate: frozenset[str]) -> float:
-    return sum(literal_cost(lit) for lit in gate)
-
-
-def and_gate(children: Sequence[frozenset[str] | None]) -> frozenset[str] | None:
-    """AND needs any one child's gate: choose the cheapest."""
-    candidates = [g for g in children if g is not None]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda g: (gate_cost(g), sorted(g)))
-
-
-def or_gate(children: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
-    """OR needs the union; any child without a gate removes the gate."""
-    union: set[str] = set()
-    for gate in children:
-        if gate is None:
-            return None
-        union |= gate
-    return frozenset(union)
 
 
 @dataclass(slots=True)
@@ -151,14 +214,8 @@ class LiteralScanner:
         ordered = tuple(sorted(set(literals)))
         scanner = cls(literals=ordered)
         if ordered:
-            # Each literal is scanned as it appears inside a JSON string (escaped) and as it appears
-            # inside a container's JSON text (as is); both forms report the literal's id.
-            expressions: list[bytes] = []
-            ids: list[int] = []
-            for ident, lit in enumerate(ordered):
-                forms = {json_escape(lit), lit.encode("ascii")}
-                expressions.extend(forms)
-                ids.extend([ident] * len(forms))
+            expressions = [json_escape(lit) for lit in ordered]
+            ids = list(range(len(ordered)))
             db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             db.compile(
                 expressions=expressions,

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from watchfloor.core.errors import RuleError
+from watchfloor.core.errors import RuleError, RuleUnsupportedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ Node = Ident | Not | And | Or
 
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|([^\s()]+))")
 _KEYWORDS = frozenset({"and", "or", "not", "of"})
-_QUANTIFIERS = {"1": Or, "any": Or, "all": And}
+_QUANTIFIERS = frozenset({"1", "any", "all"})
 
 
 def tokenize(condition: str) -> list[str]:
@@ -83,8 +83,8 @@ def select(quantifier: str, pattern: str, names: Sequence[str], *, scope: int = 
         ]
     if not chosen:
         raise RuleError(f"condition selector '{quantifier} of {pattern}' matches no search identifier")
-    link = _QUANTIFIERS[quantifier]
-    return link(tuple(Ident(name, scope) for name in chosen))
+    identifiers = tuple(Ident(name, scope) for name in chosen)
+    return And(identifiers) if quantifier == "all" else Or(identifiers)
 
 
 class _Parser:
@@ -112,6 +112,11 @@ class _Parser:
     def parse(self) -> Node:
         if not self.tokens:
             raise self.error("empty condition")
+        if any(token.startswith("|") for token in self.tokens):
+            raise RuleUnsupportedError(
+                f"condition {self.condition!r}: aggregation expressions ('| count() ...') are Sigma 1; "
+                "use a correlation rule"
+            )
         node = self.or_expr()
         if self.peek() is not None:
             raise self.error(f"unexpected {self.peek()!r} at token {self.position + 1}")
@@ -138,28 +143,28 @@ class _Parser:
         return self.primary()
 
     def primary(self) -> Node:
-        token = self.take()
-        if token == "(":
+        word = self.take()
+        if word == "(":
             node = self.or_expr()
             if self.take() != ")":
                 raise self.error("expected ')'")
             return node
-        if token in _QUANTIFIERS and self.peek() == "of":
+        if word in _QUANTIFIERS and self.peek() == "of":
             self.take()
             pattern = self.take()
-            if pattern in _KEYWORDS or pattern in "()":
-                raise self.error(f"expected an identifier pattern after '{token} of', got {pattern!r}")
+            if pattern in _KEYWORDS or pattern in ("(", ")"):
+                raise self.error(f"expected an identifier pattern after '{word} of', got {pattern!r}")
             try:
-                return select(token, pattern, self.names, scope=self.scope)
+                return select(word, pattern, self.names, scope=self.scope)
             except RuleError as error:
                 raise self.error(error.message) from None
-        if token in _KEYWORDS or token == ")":
-            raise self.error(f"unexpected {token!r}")
-        if "*" in token:
-            raise self.error(f"wildcard identifier {token!r} outside '1 of'/'all of'")
-        if token not in self.known:
-            raise self.error(f"search identifier {token!r} is not defined in the detection")
-        return Ident(token, self.scope)
+        if word in _KEYWORDS or word == ")":
+            raise self.error(f"unexpected {word!r}")
+        if "*" in word:
+            raise self.error(f"wildcard identifier {word!r} outside '1 of'/'all of'")
+        if word not in self.known:
+            raise self.error(f"search identifier {word!r} is not defined in the detection")
+        return Ident(word, self.scope)
 
 
 def parse_condition(condition: str, names: Sequence[str], *, scope: int = 0) -> Node:

@@ -1,19 +1,23 @@
-"""Values of the reference Sigma evaluator: Sigma strings, wildcards and event-value conversions.
+"""Rule values of the reference Sigma evaluator: Sigma strings, wildcard patterns and value modifiers.
 
-Written from the Sigma specification for clarity, not speed; the differential tests hold the fast engine to it.
-The semantics are documented in docs/sigma-semantics.md. Nothing here imports pySigma.
+Written from the Sigma specification for clarity, not speed; the semantics are in docs/sigma-semantics.md.
+Nothing here imports pySigma. Modifiers turn each YAML value into a RuleValue, which reference.py turns into
+a matcher.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 import ipaddress
-import operator
+import itertools
+import math
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from watchfloor.core.errors import PlaceholderError, RuleError, RuleUnsupportedError
 
 
 class Wildcard(enum.Enum):
@@ -180,47 +184,6 @@ class GlobPattern:
         return True
 
 
-# --- event values -------------------------------------------------------------------------------------
-
-_NUMERIC = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-
-
-def event_elements(value: Any) -> Iterator[Any]:
-    """The scalars of an event value: a list (or tuple) yields its elements, recursively."""
-    if isinstance(value, list | tuple):
-        for element in value:
-            yield from event_elements(element)
-    else:
-        yield value
-
-
-def event_text(value: Any) -> str | None:
-    """An event scalar as text, or None when it never matches a string (None, a mapping)."""
-    if value is None or isinstance(value, Mapping):
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, float):
-        return repr(float(value))
-    return str(value)
-
-
-def event_number(value: Any) -> int | float | None:
-    """An event scalar as a number: int/float (not bool) or a decimal numeric string; else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, str) and _NUMERIC.fullmatch(value):
-        return int(value) if _INTEGER.fullmatch(value) else float(value)
-    return None
-
-
 def number_text(number: int | float) -> str:
     """A rule number as text (integral numbers have no fraction: 4688.0 -> "4688")."""
     if isinstance(number, float) and number.is_integer():
@@ -228,185 +191,303 @@ def number_text(number: int | float) -> str:
     return str(number)
 
 
-def event_timestamp(value: Any) -> datetime | None:
-    """An event scalar as a UTC datetime: an ISO-8601 string (naive = UTC) or a datetime; else None."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 TIME_PARTS = ("minute", "hour", "day", "week", "month", "year")
 
+Placeholders = Mapping[str, Sequence[str]]
 
-def time_part(moment: datetime, part: str) -> int:
-    if part == "minute":
-        return moment.minute
-    if part == "hour":
-        return moment.hour
-    if part == "day":
-        return moment.day
-    if part == "week":
-        return moment.isocalendar().week
-    if part == "month":
-        return moment.month
-    if part == "year":
-        return moment.year
-    raise ValueError(f"unknown time part {part!r}")
-
-
-# --- matchers: one rule value against one event scalar ------------------------------------------------
-
-
-class EventView(Protocol):
-    """What a matcher may ask of the event besides the value under test (field references)."""
-
-    def lookup(self, sigma_field: str) -> tuple[bool, Any]:
-        """(present, value) of a Sigma field in the event."""
-        ...
-
-
-class ValueMatcher(Protocol):
-    def matches(self, value: Any, event: EventView) -> bool:
-        """Does one event scalar (None for an absent field or a null value) match this rule value?"""
-        ...
+# --- rule values and their modifiers ------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class TextMatcher:
-    """Whole-value equality with wildcards; several patterns are alternatives (expanded values)."""
-
-    patterns: tuple[GlobPattern, ...]
-
-    def matches(self, value: Any, event: EventView) -> bool:
-        text = event_text(value)
-        return text is not None and any(pattern.matches(text) for pattern in self.patterns)
+class Text:
+    parts: tuple[Part, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class NumberMatcher:
-    """A rule number: numeric equality with numbers and numeric strings, else text equality."""
-
-    number: int | float
-    cased: bool
-
-    def matches(self, value: Any, event: EventView) -> bool:
-        number = event_number(value)
-        if number is not None:
-            return number == self.number
-        text = event_text(value)
-        if text is None:
-            return False
-        expected = number_text(self.number)
-        return text == expected if self.cased else text.lower() == expected.lower()
+class Number:
+    value: int | float
 
 
 @dataclass(frozen=True, slots=True)
-class NullMatcher:
-    def matches(self, value: Any, event: EventView) -> bool:
-        return value is None
+class Boolean:
+    value: bool
 
 
 @dataclass(frozen=True, slots=True)
-class RegexMatcher:
-    regex: re.Pattern[str]
-
-    def matches(self, value: Any, event: EventView) -> bool:
-        text = event_text(value)
-        return text is not None and self.regex.search(text) is not None
+class Null:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class CidrMatcher:
+class Regex:
+    pattern: str
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Cidr:
     network: ipaddress.IPv4Network | ipaddress.IPv6Network
 
-    def matches(self, value: Any, event: EventView) -> bool:
-        if not isinstance(value, str):
-            return False
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            return False
-        return address.version == self.network.version and address in self.network
-
-
-_COMPARE = {
-    "eq": operator.eq,
-    "lt": operator.lt,
-    "lte": operator.le,
-    "gt": operator.gt,
-    "gte": operator.ge,
-}
-
 
 @dataclass(frozen=True, slots=True)
-class CompareMatcher:
-    """lt/lte/gt/gte on numbers, optionally of a time part extracted from a timestamp."""
-
+class Compare:
     op: str
     number: int | float
     part: str | None = None
 
-    def matches(self, value: Any, event: EventView) -> bool:
-        actual: int | float | None
-        if self.part is None:
-            actual = event_number(value)
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    name: str
+    starts: bool = False
+    ends: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """Values one rule value expanded into (windash, base64offset, expand): always OR-linked."""
+
+    values: tuple[RuleValue, ...]
+
+
+RuleValue = Text | Number | Boolean | Null | Regex | Cidr | Compare | FieldRef | Expansion
+
+FLAG_MODIFIERS = frozenset({"all", "neq", "cased"})
+_REGEX_FLAGS = {
+    "i": re.IGNORECASE,
+    "ignorecase": re.IGNORECASE,
+    "m": re.MULTILINE,
+    "multiline": re.MULTILINE,
+    "s": re.DOTALL,
+    "dotall": re.DOTALL,
+}
+_COMPARE_MODIFIERS = frozenset({"lt", "lte", "gt", "gte"})
+_ENCODINGS = {"wide": "utf-16le", "utf16le": "utf-16le", "utf16be": "utf-16be", "utf16": "utf-16le"}
+VALUE_MODIFIERS = frozenset(
+    {"contains", "startswith", "endswith", "windash", "base64", "base64offset", "re", "cidr"}
+    | {"fieldref", "expand", "exists"}
+    | set(_REGEX_FLAGS)
+    | _COMPARE_MODIFIERS
+    | set(_ENCODINGS)
+    | set(TIME_PARTS)
+)
+_WINDASH_AT = re.compile(r"\B[-/]\b")
+_WINDASH_CHARS = ("-", "/", "\u2013", "\u2014", "\u2015")  # hyphen, slash, en dash, em dash, horizontal bar
+_WINDASH_MAX = 3
+_UTF8_BOM = "\ufeff".encode()
+
+
+def describe(value: RuleValue) -> str:
+    names = {
+        Text: "a string",
+        Number: "a number",
+        Boolean: "a boolean",
+        Null: "null",
+        Regex: "a regular expression",
+        Cidr: "a CIDR network",
+        Compare: "a comparison",
+        FieldRef: "a field reference",
+        Expansion: "expanded values",
+    }
+    return names[type(value)]
+
+
+def initial_value(raw: Any, *, regex: bool, expand: bool) -> RuleValue:
+    """A YAML scalar as a rule value. Under `re` a string is kept raw (no wildcard or escape parsing)."""
+    if raw is None:
+        return Null()
+    if isinstance(raw, bool):
+        return Boolean(raw)
+    if isinstance(raw, int):
+        return Number(raw)
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            raise RuleError(f"invalid number {raw!r}")
+        return Number(int(raw) if raw.is_integer() else raw)
+    if isinstance(raw, str):
+        if regex:
+            return Text((raw,) if raw else ())
+        return Text(parse_sigma_string(raw, placeholders=expand))
+    raise RuleError(f"unsupported value type {type(raw).__name__} ({raw!r}); quote it to make it a string")
+
+
+def as_text(value: RuleValue, modifier: str) -> Text:
+    """Numbers and booleans become their text when a string modifier applies to them."""
+    if isinstance(value, Text):
+        return value
+    if isinstance(value, Number):
+        return Text((number_text(value.value),))
+    if isinstance(value, Boolean):
+        return Text(("true" if value.value else "false",))
+    raise RuleError(f"modifier '{modifier}' does not apply to {describe(value)}")
+
+
+def _plain(value: RuleValue, modifier: str) -> str:
+    """A string value that must be plain: no wildcards or placeholders."""
+    parts = as_text(value, modifier).parts
+    if has_wildcards(parts) or has_placeholders(parts):
+        raise RuleError(f"modifier '{modifier}' needs a plain value without wildcards or placeholders")
+    return "".join(part for part in parts if isinstance(part, str))
+
+
+def _windash(parts: tuple[Part, ...]) -> Expansion:
+    """Each '-' or '/' that starts a word (pySigma: regex \\B[-/]\\b per literal part) -> 5 alternatives."""
+    template: list[Part | None] = []  # None marks a dash to expand
+    for part in parts:
+        if not isinstance(part, str):
+            template.append(part)
+            continue
+        last = 0
+        for match in _WINDASH_AT.finditer(part):
+            template.extend((part[last : match.start()], None))
+            last = match.end()
+        template.append(part[last:])
+    dashes = sum(1 for piece in template if piece is None)
+    if dashes > _WINDASH_MAX:
+        raise RuleError(f"windash expands at most {_WINDASH_MAX} dashes in one value, found {dashes}")
+    variants: list[RuleValue] = []
+    for choice in itertools.product(_WINDASH_CHARS, repeat=dashes):
+        chosen = iter(choice)
+        variant = [next(chosen) if piece is None else piece for piece in template]
+        variants.append(Text(normalize_parts(variant)))
+    return Expansion(tuple(variants))
+
+
+def _base64_input(value: RuleValue, modifier: str, applied: Sequence[str]) -> bytes:
+    """Bytes that base64 encodes: the UTF-8 of the text; after `utf16` its BOM is written as FF FE."""
+    data = _plain(value, modifier).encode("utf-8")
+    if "utf16" in applied and data.startswith(_UTF8_BOM):
+        data = b"\xff\xfe" + data[len(_UTF8_BOM) :]
+    return data
+
+
+def base64_offsets(data: bytes) -> tuple[str, str, str]:
+    """The three base64 forms of `data` at byte offsets 0, 1 and 2 of a longer encoded text.
+
+    Each keeps only the characters fully determined by `data`: the characters that also encode the
+    preceding padding bytes (0, 2 or 3 of them) and the trailing partial character with its '=' are cut.
+    """
+    forms: list[str] = []
+    for shift in range(3):
+        encoded = base64.b64encode(b" " * shift + data).decode("ascii")
+        start = (0, 2, 3)[shift]
+        cut = (0, 3, 2)[(len(data) + shift) % 3]
+        forms.append(encoded[start : len(encoded) - cut])
+    return forms[0], forms[1], forms[2]
+
+
+def _encode_wide(parts: tuple[Part, ...], modifier: str) -> Text:
+    """pySigma's chain: each literal part encoded to UTF-16 and read back as UTF-8 text (so base64 sees
+    the UTF-16 bytes); wildcards stay wildcards. `utf16` prepends a byte order mark."""
+    if has_placeholders(parts):
+        raise RuleUnsupportedError(f"modifier '{modifier}' before 'expand' cannot encode a placeholder")
+    encoded: list[Part] = ["\ufeff"] if modifier == "utf16" else []
+    for part in parts:
+        if isinstance(part, str):
+            try:
+                encoded.append(part.encode(_ENCODINGS[modifier]).decode("utf-8"))
+            except UnicodeDecodeError:
+                raise RuleUnsupportedError(
+                    f"modifier '{modifier}' only supports characters whose UTF-16 bytes are valid UTF-8 "
+                    f"(e.g. ASCII): {part!r}"
+                ) from None
         else:
-            moment = event_timestamp(value)
-            actual = None if moment is None else time_part(moment, self.part)
-        return actual is not None and bool(_COMPARE[self.op](actual, self.number))
+            encoded.append(part)
+    return Text(normalize_parts(encoded))
 
 
-@dataclass(frozen=True, slots=True)
-class FieldRefMatcher:
-    """Compare with the value(s) of another field of the same event, as text."""
-
-    field: str
-    starts: bool  # the referenced value may be followed by anything (startswith / contains)
-    ends: bool  # the referenced value may be preceded by anything (endswith / contains)
-    cased: bool
-
-    def matches(self, value: Any, event: EventView) -> bool:
-        text = event_text(value)
-        if text is None:
-            return False
-        present, other = event.lookup(self.field)
-        if not present:
-            return False
-        if not self.cased:
-            text = text.lower()
-        for element in event_elements(other):
-            reference = event_text(element)
-            if reference is None:
-                continue
-            if not self.cased:
-                reference = reference.lower()
-            if self.starts and self.ends:
-                found = reference in text
-            elif self.starts:
-                found = text.startswith(reference)
-            elif self.ends:
-                found = text.endswith(reference)
-            else:
-                found = text == reference
-            if found:
-                return True
-        return False
+def _expand(parts: tuple[Part, ...], placeholders: Placeholders | None) -> RuleValue:
+    """Replace each %name% with each of its values (Sigma strings: wildcards allowed); all combinations."""
+    if not has_placeholders(parts):
+        return Text(parts)
+    choices: list[list[tuple[Part, ...]]] = []
+    for part in parts:
+        if not isinstance(part, Placeholder):
+            choices.append([(part,)])
+            continue
+        if placeholders is None or part.name not in placeholders:
+            raise PlaceholderError(f"no value for placeholder %{part.name}% (modifier 'expand')")
+        values = placeholders[part.name]
+        values = [values] if isinstance(values, str) else list(values)
+        choices.append([parse_sigma_string(str(v)) for v in values])
+    variants: list[RuleValue] = [
+        Text(normalize_parts([piece for chosen in combination for piece in chosen]))
+        for combination in itertools.product(*choices)
+    ]
+    return Expansion(tuple(variants))
 
 
-@dataclass(frozen=True, slots=True)
-class AnyMatcher:
-    """OR of alternatives produced by one rule value (windash, base64offset, expand)."""
+def apply_modifier(
+    modifier: str, value: RuleValue, applied: Sequence[str], placeholders: Placeholders | None
+) -> RuleValue:
+    """Apply one value modifier (never a flag modifier) to one value."""
+    if isinstance(value, Expansion) and modifier not in ("re", "cidr", "fieldref"):
+        return Expansion(tuple(apply_modifier(modifier, v, applied, placeholders) for v in value.values))
+    if modifier in ("contains", "startswith", "endswith"):
+        if isinstance(value, Regex):  # re.search is unanchored already: nothing to add
+            return value
+        if isinstance(value, FieldRef):
+            return replace(
+                value,
+                starts=value.starts or modifier != "endswith",
+                ends=value.ends or modifier != "startswith",
+            )
+        parts = as_text(value, modifier).parts
+        if modifier != "startswith" and not (parts and parts[0] is Wildcard.ANY_RUN):
+            parts = (Wildcard.ANY_RUN, *parts)
+        if modifier != "endswith" and not (parts and parts[-1] is Wildcard.ANY_RUN):
+            parts = (*parts, Wildcard.ANY_RUN)
+        return Text(parts)
+    if modifier == "windash":
+        return _windash(as_text(value, modifier).parts)
+    if modifier == "base64":
+        data = _base64_input(value, modifier, applied)
+        return Text(normalize_parts([base64.b64encode(data).decode("ascii")]))
+    if modifier == "base64offset":
+        forms = base64_offsets(_base64_input(value, modifier, applied))
+        return Expansion(tuple(Text((form,) if form else ()) for form in forms))
+    if modifier in _ENCODINGS:
+        return _encode_wide(as_text(value, modifier).parts, modifier)
+    if modifier == "re":
+        if applied:
+            raise RuleError(f"modifier 're' must come before value modifiers, not after {list(applied)}")
+        return Regex(_plain_regex(value))
+    if modifier in _REGEX_FLAGS:
+        if not isinstance(value, Regex):
+            raise RuleError(f"modifier '{modifier}' only follows 're'")
+        return Regex(value.pattern, value.flags | _REGEX_FLAGS[modifier])
+    if modifier == "cidr":
+        if applied:
+            raise RuleError(f"modifier 'cidr' must come before value modifiers, not after {list(applied)}")
+        text = _plain(value, modifier) if isinstance(value, Text) else ""
+        try:
+            return Cidr(ipaddress.ip_network(text))
+        except ValueError as error:
+            raise RuleError(f"invalid CIDR network {text!r}: {error}") from None
+    if modifier in _COMPARE_MODIFIERS:
+        if isinstance(value, Number):
+            return Compare(modifier, value.value)
+        if isinstance(value, Compare) and value.op == "eq":
+            return Compare(modifier, value.number, value.part)
+        raise RuleError(f"modifier '{modifier}' needs a number, not {describe(value)}")
+    if modifier in TIME_PARTS:
+        if isinstance(value, Number):
+            return Compare("eq", int(value.value), modifier)
+        if isinstance(value, Compare) and value.part is None:
+            return Compare(value.op, int(value.number), modifier)
+        raise RuleError(f"modifier '{modifier}' needs a number, not {describe(value)}")
+    if modifier == "fieldref":
+        return FieldRef(_plain(value, modifier))
+    if modifier == "expand":
+        if isinstance(value, Regex):
+            raise RuleUnsupportedError("placeholders in regular expressions are not supported")
+        return _expand(as_text(value, modifier).parts, placeholders)
+    raise RuleUnsupportedError(f"unknown modifier '{modifier}'")  # pragma: no cover - checked earlier
 
-    alternatives: tuple[ValueMatcher, ...]
 
-    def matches(self, value: Any, event: EventView) -> bool:
-        return any(alternative.matches(value, event) for alternative in self.alternatives)
+def _plain_regex(value: RuleValue) -> str:
+    if isinstance(value, Number | Boolean):
+        return _plain(value, "re")
+    if not isinstance(value, Text):
+        raise RuleError(f"modifier 're' needs a string, not {describe(value)}")
+    return "".join(part for part in value.parts if isinstance(part, str))

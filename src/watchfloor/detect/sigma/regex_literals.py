@@ -1,8 +1,8 @@
 """Find a literal that every match of a regular expression must contain (for the prefilter gate).
 
-Walks Python's own parse tree (`re._parser`). Only runs of LITERAL nodes at the top level of the
-pattern count; anything else (classes, repeats, groups, alternation) ends a run. A top-level
-alternation yields the union of each branch's literal, or nothing if one branch has none.
+Walks Python's own parse tree (`re._parser`). Runs of LITERAL nodes in a sequence are needed;
+anything else (classes, repeats) ends a run. A group without flag changes is needed where it
+stands; an alternation needs one of its branches (OR).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from watchfloor.detect.sigma.prefilter import best_fragment, or_gate
+from watchfloor.detect.sigma.prefilter import GateExpr, gate_and, gate_or, gate_text
 
 try:  # Python 3.11+: the parser moved to re._parser
     from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -37,26 +37,21 @@ def _runs(items: Any) -> list[str]:
     return runs
 
 
-def _sequence_gate(items: Any) -> frozenset[str] | None:
+def _sequence_gate(items: Any) -> GateExpr:
     items = list(items)
-    if len(items) == 1:
-        op, arg = items[0]
+    parts: list[GateExpr] = [gate_text(run) for run in _runs(items)]
+    for op, arg in items:
         if op is _BRANCH:
-            return or_gate(_sequence_gate(branch) for branch in arg[1])
-        if op is _SUBPATTERN:
-            # (group) with no flags change: its content is required
+            parts.append(gate_or(_sequence_gate(branch) for branch in arg[1]))
+        elif op is _SUBPATTERN:
+            # a (group) without flag changes is required where it stands
             _group, add_flags, del_flags, sub = arg
             if not add_flags and not del_flags:
-                return _sequence_gate(sub)
-    best: str | None = None
-    for run in _runs(items):
-        fragment = best_fragment(run)
-        if fragment is not None and (best is None or len(fragment) > len(best)):
-            best = fragment
-    return frozenset((best,)) if best is not None else None
+                parts.append(_sequence_gate(sub))
+    return gate_and(parts)
 
 
-def regex_gate(pattern: str, flags: set[str]) -> frozenset[str] | None:
+def regex_gate(pattern: str, flags: set[str]) -> GateExpr:
     """A gate for `pattern`, or None when no literal is certainly required."""
     bits = re.IGNORECASE if "IGNORECASE" in flags else 0
     try:

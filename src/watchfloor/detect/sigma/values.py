@@ -94,7 +94,7 @@ def _pairs(value: object) -> tuple[Pair, ...]:
 class EvalContext:
     """One event under evaluation. Field values and their texts are computed once and cached."""
 
-    __slots__ = ("_flat", "_lower_keys", "_texts", "_values", "doc")
+    __slots__ = ("_flat", "_joined", "_lower_keys", "_texts", "_values", "doc")
 
     def __init__(self, doc: Mapping[str, Any]) -> None:
         self.doc = doc
@@ -102,6 +102,7 @@ class EvalContext:
         self._lower_keys: dict[str, str] | None = None
         self._values: dict[Names, tuple[bool, Any]] = {}
         self._texts: dict[Names, tuple[Pair, ...]] = {}
+        self._joined: str | None = None
 
     @property
     def flat(self) -> dict[str, Any]:
@@ -160,6 +161,13 @@ class EvalContext:
         result = tuple(out)
         self._texts[()] = result
         return result
+
+    def joined_lower_text(self) -> str:
+        """Every lower-cased text of the event joined by NUL (for keyword `contains` needles)."""
+        joined = self._joined
+        if joined is None:
+            joined = self._joined = "\0".join(low for _orig, low in self.all_texts())
+        return joined
 
 
 Matcher = Callable[[EvalContext], bool]
