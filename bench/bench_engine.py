@@ -120,7 +120,9 @@ def peak_rss_mb() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
     parser.add_argument("--profile", action="store_true", help="cProfile 100k lines, print the top 25")
@@ -157,12 +159,13 @@ def main() -> None:
         results["matches"] = matches
         results["end_to_end_events_per_s"] = round(events / elapsed)
         results["end_to_end_s"] = round(elapsed, 1)
-        results["share_of_ceiling"] = round(events / elapsed / (count / (count and elapsed or 1)), 3)
         st = engine.stats
         results["candidates_per_event"] = round(st.candidates / max(st.events, 1), 2)
         results["poisoned_share"] = round(st.poisoned / max(st.events, 1), 4)
         results["peak_rss_mb"] = round(peak_rss_mb())
-        results["stage_us_per_event"] = {k: round(v, 2) for k, v in stage_costs(engine, corpus, 50_000).items()}
+        results["stage_us_per_event"] = {
+            k: round(v, 2) for k, v in stage_costs(engine, corpus, 50_000).items()
+        }
 
         if args.scaling:
             results["scaling"] = scaling(ruleset, corpus)
@@ -170,7 +173,8 @@ def main() -> None:
             results["profile_top"] = profile(engine, corpus)
     # the ceiling per second from its own run
     results["share_of_ceiling"] = round(
-        int(results["end_to_end_events_per_s"]) / int(results["ceiling_events_per_s"]), 3  # type: ignore[call-overload]
+        int(results["end_to_end_events_per_s"]) / int(results["ceiling_events_per_s"]),
+        3,  # type: ignore[call-overload]
     )
     text = json.dumps(results, indent=2)
     print(text)

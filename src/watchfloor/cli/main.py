@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +12,14 @@ import orjson
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from watchfloor.cli.demo import demo
 from watchfloor.cli.output import CsvWriter, JsonlWriter, MatchWriter, TableWriter, summary_table
@@ -22,16 +29,26 @@ from watchfloor.detect.sigma.engine import TenantRules
 from watchfloor.detect.sigma.hunt import Hunter
 from watchfloor.detect.sigma.loader import load_rules
 from watchfloor.normalize.logsources import default_logsource_map
-from watchfloor.normalize.readers import JsonlDeadLetterStore, MemoryDeadLetters, ReadSink, ReadStats, iter_inputs
+from watchfloor.normalize.readers import (
+    JsonlDeadLetterStore,
+    MemoryDeadLetters,
+    ReadSink,
+    ReadStats,
+    iter_inputs,
+)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Watchfloor: managed detection and response.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Watchfloor: managed detection and response."
+)
 rules_app = typer.Typer(no_args_is_help=True, help="Inspect and check detection rules.")
 app.add_typer(rules_app, name="rules")
-app.command(help="Generate a small business's Windows telemetry with attacks and hunt it (no data needed).")(demo)
+app.command(help="Generate a small business's Windows telemetry with attacks and hunt it (no data needed).")(
+    demo
+)
 err = Console(stderr=True)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     jsonl = "jsonl"
     csv = "csv"
@@ -60,7 +77,9 @@ def _placeholders(path: Path | None) -> TenantRules | None:
 @app.command()
 def hunt(
     inputs: Annotated[list[Path], typer.Argument(help="EVTX/JSON/JSONL files or folders")],
-    rules: Annotated[list[Path], typer.Option("--rules", "-r", help="Sigma rule file or folder (repeatable)")],
+    rules: Annotated[
+        list[Path], typer.Option("--rules", "-r", help="Sigma rule file or folder (repeatable)")
+    ],
     tenant: Annotated[str, typer.Option(help="Tenant id the input belongs to")] = "default",
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format")] = Format.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write matches here")] = None,
@@ -69,7 +88,9 @@ def hunt(
     ] = None,
     dead_letters: Annotated[Path | None, typer.Option(help="Keep dead letters under this folder")] = None,
     with_event: Annotated[bool, typer.Option(help="Include the event in jsonl output")] = False,
-    progress: Annotated[bool, typer.Option(help="Progress bar (default: when stderr is a terminal)")] = sys.stderr.isatty(),
+    progress: Annotated[
+        bool, typer.Option(help="Progress bar (default: when stderr is a terminal)")
+    ] = sys.stderr.isatty(),
 ) -> None:
     """Hunt over files with Sigma rules, like Hayabusa, Chainsaw or Zircolite."""
     tid = _tenant(tenant)
@@ -80,7 +101,8 @@ def hunt(
     hunter = Hunter(ruleset, default_logsource_map(), tenant=tid, overlay=_placeholders(placeholders))
     inactive = [s for s in hunter.engine.statuses if s.status != "active"]
     err.print(
-        f"{len(ruleset.rules)} rules and {len(ruleset.correlations)} correlations loaded from {ruleset.files} files "
+        f"{len(ruleset.rules)} rules and {len(ruleset.correlations)} correlations "
+        f"loaded from {ruleset.files} files "
         f"in {time.perf_counter() - started:.1f}s; {hunter.engine.active_rules(tid)} active, "
         f"{len(inactive)} cannot fire (see `watchfloor rules check`), {len(ruleset.errors)} load errors"
     )
@@ -149,7 +171,9 @@ def rules_check(
             "files": ruleset.files,
             "rules": len(ruleset.rules),
             "correlations": len(ruleset.correlations),
-            "load_errors": [{"path": e.path, "line": e.line, "code": e.code, "reason": e.reason} for e in ruleset.errors],
+            "load_errors": [
+                {"path": e.path, "line": e.line, "code": e.code, "reason": e.reason} for e in ruleset.errors
+            ],
             "inactive": [
                 {"rule_id": s.rule_id, "path": s.path, "line": s.line, "status": s.status, "reason": s.reason}
                 for s in problems

@@ -1,1 +1,4 @@
-"""Normalize: raw record -> (source key, flattened native fields). Pure functions; failures -> dead letters."""
+"""Normalize: raw record -> (source key, flattened native fields).
+
+Pure functions; failures -> dead letters.
+"""

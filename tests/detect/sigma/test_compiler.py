@@ -97,7 +97,9 @@ def test_numbers_and_bools(items: dict[str, Any], event: dict[str, Any], expecte
         ({"processid": 4}, {"ProcessId": 4}, True),
     ],
 )
-def test_null_exists_empty_and_field_case(items: dict[str, Any], event: dict[str, Any], expected: bool) -> None:
+def test_null_exists_empty_and_field_case(
+    items: dict[str, Any], event: dict[str, Any], expected: bool
+) -> None:
     assert matches(sel(items), event) is expected
 
 

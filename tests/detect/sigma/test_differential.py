@@ -40,7 +40,9 @@ class World:
     logsources: LogsourceMap
 
 
-def _reference_rules(shared: Path, logsources: LogsourceMap, ids: set[str]) -> list[tuple[ReferenceRule, tuple[Binding, ...]]]:
+def _reference_rules(
+    shared: Path, logsources: LogsourceMap, ids: set[str]
+) -> list[tuple[ReferenceRule, tuple[Binding, ...]]]:
     out = []
     for folder in sorted((shared / "sigma").glob("rules*")):
         for path in sorted(folder.rglob("*.yml")):
@@ -123,6 +125,10 @@ def test_fast_engine_agrees_with_reference(shared_dir: Path, world: World, chunk
         fast = {c.meta.id for c in matched}
         slow = _reference_matches(world, doc)
         if fast != slow:
-            disagreements.append(f"{where}: only fast {sorted(fast - slow)}, only reference {sorted(slow - fast)}")
+            disagreements.append(
+                f"{where}: only fast {sorted(fast - slow)}, only reference {sorted(slow - fast)}"
+            )
     assert compared > 1000
-    assert not disagreements, f"{len(disagreements)} of {compared} events disagree:\n" + "\n".join(disagreements[:50])
+    assert not disagreements, f"{len(disagreements)} of {compared} events disagree:\n" + "\n".join(
+        disagreements[:50]
+    )

@@ -94,7 +94,9 @@ def test_every_regex_gate_literal_occurs_in_matches(prefix: str, needle: str, su
     """Whatever regex_gate chooses, a string the regex matches contains one of its literals."""
     import re as std_re
 
-    pattern = std_re.escape(prefix) + "(?:" + std_re.escape(needle) + "|zz+)" + "[0-9]*" + std_re.escape(suffix)
+    pattern = (
+        std_re.escape(prefix) + "(?:" + std_re.escape(needle) + "|zz+)" + "[0-9]*" + std_re.escape(suffix)
+    )
     expr = regex_gate(pattern, set())
     gate = choose(expr, literal_cost)[0]
     for sample in (prefix + needle + suffix, prefix + "zzz" + "12" + suffix):
@@ -118,13 +120,18 @@ _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=4
 
 
 @given(before=_text, needle=_text, after=_text)
-def test_a_contained_literal_is_always_found_or_the_line_is_poisoned(before: str, needle: str, after: str) -> None:
+def test_a_contained_literal_is_always_found_or_the_line_is_poisoned(
+    before: str, needle: str, after: str
+) -> None:
     """If lower(value) contains fragment F, the raw JSON line hits F or is poisoned."""
     fragment = best_fragment(needle)
     if fragment is None:
         return
     scanner = LiteralScanner.build([fragment])
-    for raw in (orjson.dumps({"v": before + needle + after}), orjson.dumps({"v": (before + needle + after).upper()})):
+    for raw in (
+        orjson.dumps({"v": before + needle + after}),
+        orjson.dumps({"v": (before + needle + after).upper()}),
+    ):
         value = orjson.loads(raw)["v"]
         if fragment not in value.lower():
             continue
@@ -143,7 +150,9 @@ _json_value = st.recursive(
 
 
 @given(payload=st.dictionaries(_text, _json_value, max_size=4), spaced=st.booleans())
-def test_flatten_contract_every_text_is_found_in_the_raw_line(payload: dict[str, object], spaced: bool) -> None:
+def test_flatten_contract_every_text_is_found_in_the_raw_line(
+    payload: dict[str, object], spaced: bool
+) -> None:
     """The prefilter's contract with normalize: any fragment of any text flatten exposes is found
     in the raw line by the scanner (or the line is poisoned), however the line is spaced."""
     import json

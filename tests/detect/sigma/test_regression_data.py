@@ -26,8 +26,10 @@ def _cases(shared: Path) -> list[tuple[str, str, Path]]:
         tests = data.get("regression_tests_info") or []
         if not any(t.get("type") == "evtx" for t in tests):
             continue  # SigmaHQ disabled it (one Cisco raw-text sample, commented out upstream)
-        for rule in data.get("rule_metadata", []):
-            cases.append((str(rule["id"]), str(rule.get("title", "")), info.parent))
+        cases.extend(
+            (str(rule["id"]), str(rule.get("title", "")), info.parent)
+            for rule in data.get("rule_metadata", [])
+        )
     return cases
 
 
@@ -80,5 +82,9 @@ def test_every_regression_sample_is_matched_by_its_rule(
             json_hit = json_hit or any(c.meta.id == rule_id for c in matched)
         if not json_hit:
             missed_json.append(f"{rule_id} {title} ({folder})")
-    assert not missed_evtx, f"{len(missed_evtx)} of {len(cases)} EVTX samples missed:\n" + "\n".join(missed_evtx)
-    assert not missed_json, f"{len(missed_json)} of {len(cases)} JSON samples missed:\n" + "\n".join(missed_json)
+    assert not missed_evtx, f"{len(missed_evtx)} of {len(cases)} EVTX samples missed:\n" + "\n".join(
+        missed_evtx
+    )
+    assert not missed_json, f"{len(missed_json)} of {len(cases)} JSON samples missed:\n" + "\n".join(
+        missed_json
+    )

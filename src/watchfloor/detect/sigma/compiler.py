@@ -230,7 +230,11 @@ class RuleCompiler:
             else:
                 groups.setdefault(self.names(arg.field), []).extend(patterns)
         merged = [
-            Compiled(leaves.string_any(names, patterns), gate_or(p.gate for p in patterns), self._string_ids(names, patterns))
+            Compiled(
+                leaves.string_any(names, patterns),
+                gate_or(p.gate for p in patterns),
+                self._string_ids(names, patterns),
+            )
             for names, patterns in groups.items()
         ]
         return self._or([*merged, *others])
@@ -251,6 +255,7 @@ class RuleCompiler:
             return None
         out: list[StringPattern] = []
         for value in values:
+            assert isinstance(value, SigmaString)
             out.extend(string_pattern(v) for v in expand_placeholders(value, self.placeholders))
         return out
 
@@ -261,7 +266,9 @@ class RuleCompiler:
         if isinstance(value, SigmaString):
             patterns = [string_pattern(v) for v in expand_placeholders(value, self.placeholders)]
             return Compiled(
-                leaves.string_any(names, patterns), gate_or(p.gate for p in patterns), self._string_ids(names, patterns)
+                leaves.string_any(names, patterns),
+                gate_or(p.gate for p in patterns),
+                self._string_ids(names, patterns),
             )
         if isinstance(value, SigmaTimestampPart):
             return Compiled(
@@ -301,8 +308,9 @@ class RuleCompiler:
         if isinstance(value, SigmaNumber):
             value = SigmaString(str(value.number))
         if isinstance(value, SigmaString):
+            text_value: SigmaString = value
             patterns: list[StringPattern] = []
-            for expanded in expand_placeholders(value, self.placeholders):
+            for expanded in expand_placeholders(text_value, self.placeholders):
                 wrapped = expanded
                 if not wrapped.startswith(SpecialChars.WILDCARD_MULTI):
                     wrapped = SpecialChars.WILDCARD_MULTI + wrapped

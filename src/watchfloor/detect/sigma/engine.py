@@ -71,11 +71,12 @@ class Route:
     chosen: dict[int, frozenset[str] | None] = field(default_factory=dict)  # rule index -> gate
 
 
-# Gate choice adapts to the data: every CENSUS_EVERY-th event of a route is also scanned for every
-# alternative literal, and at these event counts each route re-chooses its gates by observed hit
-# rates (the prior weighs PRIOR_WEIGHT events) and the scan database is rebuilt.
-CHECKPOINTS = (2_000, 20_000, 200_000, 1_000_000)
-CENSUS_EVERY = 4
+# Gate choice adapts to the data: a sample of events is also scanned for every alternative literal
+# (the census), and at each checkpoint (events seen) every route re-chooses its gates by observed
+# hit rates (the prior weighs PRIOR_WEIGHT events) and the scan database is rebuilt. The census
+# samples every CENSUS_EVERY[i]-th event before checkpoint i and stops after the last one.
+CHECKPOINTS = (2_000, 20_000, 200_000)
+CENSUS_EVERY = (2, 8, 64)
 PRIOR_WEIGHT = 20.0
 
 
@@ -290,7 +291,7 @@ class SigmaEngine:
         if not route.everything:
             return doc, []
         if self._next_checkpoint < len(CHECKPOINTS):
-            if stats.events % CENSUS_EVERY == 0:
+            if stats.events % CENSUS_EVERY[self._next_checkpoint] == 0:
                 self._census(route, raw)
             if stats.events >= CHECKPOINTS[self._next_checkpoint]:
                 self._next_checkpoint += 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from watchfloor.core.errors import RuleUnsupportedError
@@ -21,14 +23,20 @@ from watchfloor.detect.sigma.values import (
 if TYPE_CHECKING:
     from watchfloor.detect.sigma.compiler import StringPattern
 
+TextTest = Callable[[str], bool]
 
-def _string_test(patterns: Sequence[StringPattern], cased: bool) -> Matcher | None:
+
+def _any_text(_text: str) -> bool:
+    return True
+
+
+def _string_test(patterns: Sequence[StringPattern], cased: bool) -> TextTest | None:
     """A test over one text (already folded as `cased` says) for every pattern of that casing."""
     selected = [p for p in patterns if p.cased == cased]
     if not selected:
         return None
     if any(p.kind == "any" for p in selected):
-        return lambda _text: True  # type: ignore[return-value,arg-type]
+        return _any_text
     eq = frozenset(p.text for p in selected if p.kind == "eq")
     starts = tuple(p.text for p in selected if p.kind == "startswith")
     ends = tuple(p.text for p in selected if p.kind == "endswith")
@@ -47,7 +55,7 @@ def _string_test(patterns: Sequence[StringPattern], cased: bool) -> Matcher | No
                 return True
         return any(rx.fullmatch(text) for rx in regexes)
 
-    return test  # type: ignore[return-value]
+    return test
 
 
 def string_any(names: Names, patterns: Sequence[StringPattern]) -> Matcher:
@@ -58,15 +66,15 @@ def string_any(names: Names, patterns: Sequence[StringPattern]) -> Matcher:
         fold_only = folded
 
         def match_folded(ctx: EvalContext) -> bool:
-            return any(fold_only(low) for _orig, low in ctx.texts(names))  # type: ignore[arg-type]
+            return any(fold_only(low) for _orig, low in ctx.texts(names))
 
         return match_folded
 
     def match(ctx: EvalContext) -> bool:
         for orig, low in ctx.texts(names):
-            if folded is not None and folded(low):  # type: ignore[arg-type]
+            if folded is not None and folded(low):
                 return True
-            if exact is not None and exact(orig):  # type: ignore[arg-type]
+            if exact is not None and exact(orig):
                 return True
         return False
 
@@ -79,7 +87,9 @@ def keyword_any(patterns: Sequence[StringPattern]) -> Matcher:
     Plain `contains` needles (the usual keyword) are searched once in all texts joined by NUL,
     which no needle contains, so a needle cannot span two texts.
     """
-    joined_needles = tuple(p.text for p in patterns if p.kind == "contains" and not p.cased and "\0" not in p.text)
+    joined_needles = tuple(
+        p.text for p in patterns if p.kind == "contains" and not p.cased and "\0" not in p.text
+    )
     rest = [p for p in patterns if not (p.kind == "contains" and not p.cased and "\0" not in p.text)]
     folded = _string_test(rest, cased=False)
     exact = _string_test(rest, cased=True)
@@ -93,9 +103,9 @@ def keyword_any(patterns: Sequence[StringPattern]) -> Matcher:
         if folded is None and exact is None:
             return False
         for orig, low in ctx.all_texts():
-            if folded is not None and folded(low):  # type: ignore[arg-type]
+            if folded is not None and folded(low):
                 return True
-            if exact is not None and exact(orig):  # type: ignore[arg-type]
+            if exact is not None and exact(orig):
                 return True
         return False
 
@@ -171,12 +181,20 @@ def keyword_regex(compiled: re.Pattern[str]) -> Matcher:
     return match
 
 
+@functools.lru_cache(maxsize=8192)
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed address or None; cached because logs repeat the same few addresses."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
 def cidr(names: Names, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Matcher:
     def match(ctx: EvalContext) -> bool:
         for orig, _low in ctx.texts(names):
-            try:
-                address = ipaddress.ip_address(orig)
-            except ValueError:
+            address = _ip(orig)
+            if address is None:
                 continue
             if address.version == network.version and address in network:
                 return True
@@ -185,11 +203,11 @@ def cidr(names: Names, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -
     return match
 
 
-_COMPARE = {
-    "LT": lambda a, b: a < b,
-    "LTE": lambda a, b: a <= b,
-    "GT": lambda a, b: a > b,
-    "GTE": lambda a, b: a >= b,
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "LT": operator.lt,
+    "LTE": operator.le,
+    "GT": operator.gt,
+    "GTE": operator.ge,
 }
 
 

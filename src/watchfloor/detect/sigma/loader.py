@@ -102,10 +102,7 @@ def _line_of(text: str, needle: str | None) -> int | None:
 
 def _doc_lines(text: str) -> list[int]:
     """1-based first line of each YAML document in a (possibly multi-document) file."""
-    lines = [1]
-    for match in re.finditer(r"^---\s*$", text, re.MULTILINE):
-        lines.append(text.count("\n", 0, match.start()) + 2)
-    return lines
+    return [1] + [text.count("\n", 0, m.start()) + 2 for m in re.finditer(r"^---\s*$", text, re.MULTILINE)]
 
 
 def _meta(rule: SigmaRule | SigmaCorrelationRule, path: Path, line: int | None) -> RuleMeta:
@@ -167,7 +164,7 @@ def _cache_key(files: list[Path]) -> str:
     return digest.hexdigest()[:32]
 
 
-def load_rules(paths: Sequence[Path], *, cache_dir: Path | None | bool = True) -> RuleSet:
+def load_rules(paths: Sequence[Path], *, cache_dir: Path | bool | None = True) -> RuleSet:
     """Load every rule document under `paths`. Never raises for bad rules: they land in `errors`.
 
     Parsing ~3,800 SigmaHQ files takes ~10 s; the parsed set is cached (pickle, keyed by every
@@ -253,9 +250,9 @@ def _collect(ruleset: RuleSet, collections: list[tuple[SigmaCollection, Path, st
         # An unresolvable correlation reference poisons the merge: resolve without references,
         # then report each correlation that fails on its own.
         source = exc.source
-        path = str(source.path) if source is not None else "<rules>"
+        where = str(source.path) if source is not None else "<rules>"
         ruleset.errors.append(
-            LoadError(path=path, line=None, code="rule.reference_unresolved", reason=str(exc))
+            LoadError(path=where, line=None, code="rule.reference_unresolved", reason=str(exc))
         )
         merged = SigmaCollection.merge([c for c, _, _ in collections], resolve_references=False)
         merged.rules = [r for r in merged.rules if not isinstance(r, SigmaCorrelationRule)]

@@ -251,10 +251,10 @@ class LiteralScanner:
         return hits
 
 
-def _collect(ident: int, _start: int, _end: int, _flags: int, context: set[int]) -> None:
-    context.add(ident)
+def _collect(ident: int, _start: int, _end: int, _flags: int, context: object) -> None:
+    context.add(ident)  # type: ignore[attr-defined]  # a set[int], passed through hyperscan
 
 
-def _first_hit(ident: int, _start: int, _end: int, _flags: int, context: list[int]) -> bool:
-    context.append(ident)
+def _first_hit(ident: int, _start: int, _end: int, _flags: int, context: object) -> bool:
+    context.append(ident)  # type: ignore[attr-defined]  # a list[int], passed through hyperscan
     return True  # stop scanning: hyperscan raises ScanTerminated

@@ -7,15 +7,14 @@ stands; an alternation needs one of its branches (OR).
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
 from watchfloor.detect.sigma.prefilter import GateExpr, gate_and, gate_or, gate_text
 
-try:  # Python 3.11+: the parser moved to re._parser
-    from re import _parser as sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    import sre_parse  # type: ignore[no-redef]
+# Python's own regular-expression parser (re._parser since 3.11; private, so typed loosely)
+sre_parse: Any = importlib.import_module("re._parser")
 
 _LITERAL = sre_parse.LITERAL
 _BRANCH = sre_parse.BRANCH

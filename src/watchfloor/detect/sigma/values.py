@@ -121,10 +121,10 @@ class EvalContext:
             for key in flat:
                 lower_keys.setdefault(key.lower(), key)
             self._lower_keys = lower_keys
-        key = lower_keys.get(name.lower())
-        if key is None:
+        original = lower_keys.get(name.lower())
+        if original is None:
             return False, None
-        return True, flat[key]
+        return True, flat[original]
 
     def value(self, names: Names) -> tuple[bool, Any]:
         """(present, value) of the first native name present."""
