@@ -75,10 +75,11 @@ def test_and_prefers_rare_literal_or_unions() -> None:
         (r"foo\.exe", frozenset({"foo.exe"})),
         (r"^abc[0-9]+defgh", frozenset({"defgh"})),
         (r"(alpha|bravo)", frozenset({"alpha", "bravo"})),
-        (r"(alpha|b)", None),
-        (r"a.b", None),
+        (r"(alpha|b)", frozenset({"alpha", "b"})),  # short literals are valid, if costly, gates
+        (r"a.b", frozenset({"a"})),
+        (r"x?y*", None),
         (r"(?x) spaced", None),
-        (r"x(?i:abcdef)", None),
+        (r"x(?i:abcdef)", frozenset({"x"})),  # the scoped-flag group adds nothing
     ],
 )
 def test_regex_gate(pattern: str, gate: frozenset[str] | None) -> None:

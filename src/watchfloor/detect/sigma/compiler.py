@@ -222,13 +222,18 @@ class RuleCompiler:
     def _or_merged(self, args: list[Any]) -> Compiled:
         """OR with same-field plain-string leaves merged into one set/tuple test per field."""
         groups: dict[Names, list[StringPattern]] = {}
+        networks: dict[Names, list[Any]] = {}
         others: list[Compiled] = []
         for arg in args:
+            if isinstance(arg, ConditionFieldEqualsValueExpression) and isinstance(arg.value, SigmaCIDRExpression):
+                networks.setdefault(self.names(arg.field), []).append(arg.value.network)
+                continue
             patterns = self._plain_patterns(arg)
             if patterns is None:
                 others.append(self.node(arg))
             else:
                 groups.setdefault(self.names(arg.field), []).extend(patterns)
+        others.extend(Compiled(leaves.cidr(names, nets), None) for names, nets in networks.items())
         merged = [
             Compiled(
                 leaves.string_any(names, patterns),
@@ -293,7 +298,7 @@ class RuleCompiler:
             compiled = leaves.regex_flags(str(value.regexp), flags)
             return Compiled(leaves.regex(names, compiled), regex_gate(str(value.regexp), flags))
         if isinstance(value, SigmaCIDRExpression):
-            return Compiled(leaves.cidr(names, value.network), None)
+            return Compiled(leaves.cidr(names, [value.network]), None)
         if isinstance(value, SigmaCompareExpression):
             return Compiled(leaves.compare(names, value.op.name, value.number.number), None)
         if isinstance(value, SigmaFieldReference):

@@ -78,6 +78,18 @@ class Route:
 CHECKPOINTS = (2_000, 20_000, 200_000)
 CENSUS_EVERY = (2, 8, 64)
 PRIOR_WEIGHT = 20.0
+# A gate expected to hit nearly every event filters nothing and costs a scan callback: run the
+# rule without one instead.
+USELESS_GATE = 0.9
+
+
+def useful_gate(expr: GateExpr, cost: Any) -> frozenset[str] | None:
+    """The chosen gate, or None when one of its literals alone hits nearly every event (a union
+    hits at least as often as its most frequent member)."""
+    gate, _expected = choose(expr, cost)
+    if gate is None or any(cost(literal) >= USELESS_GATE for literal in gate):
+        return None
+    return gate
 
 
 @dataclass(slots=True)
@@ -114,7 +126,7 @@ class SigmaEngine:
         static: set[str] = set()
         for compiled in self._all_compiled():
             everything |= gate_literals(compiled.gate)
-            static |= choose(compiled.gate, literal_cost)[0] or set()
+            static |= useful_gate(compiled.gate, literal_cost) or set()
         self.census_scanner = LiteralScanner.build(everything)
         self._census_ids = {lit: i for i, lit in enumerate(self.census_scanner.literals)}
         self._static_literals = frozenset(static)
@@ -228,7 +240,7 @@ class SigmaEngine:
         return route
 
     def _choose_gates(self, route: Route, cost: Any) -> None:
-        route.chosen = {c.index: choose(c.gate, cost)[0] for c in route.everything}
+        route.chosen = {c.index: useful_gate(c.gate, cost) for c in route.everything}
 
     def _index_route(self, route: Route) -> None:
         """Map scan-database literal ids to the route's rules (after a choice or a rebuild)."""

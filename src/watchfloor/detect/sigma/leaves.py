@@ -42,6 +42,11 @@ def _string_test(patterns: Sequence[StringPattern], cased: bool) -> TextTest | N
     ends = tuple(p.text for p in selected if p.kind == "endswith")
     contains = tuple(p.text for p in selected if p.kind == "contains")
     regexes = tuple(p.regex for p in selected if p.kind == "regex" and p.regex is not None)
+    # Long lists of non-ASCII needles (emoji, homoglyphs): no needle can occur unless one of their
+    # first characters does, which one C-level set test over the text decides.
+    firsts: frozenset[str] | None = None
+    if len(contains) > 16 and all(n and not n[0].isascii() for n in contains):
+        firsts = frozenset(n[0] for n in contains)
 
     def test(text: str) -> bool:
         if text in eq:
@@ -50,9 +55,10 @@ def _string_test(patterns: Sequence[StringPattern], cased: bool) -> TextTest | N
             return True
         if ends and text.endswith(ends):
             return True
-        for needle in contains:
-            if needle in text:
-                return True
+        if firsts is None or not firsts.isdisjoint(text):
+            for needle in contains:
+                if needle in text:
+                    return True
         return any(rx.fullmatch(text) for rx in regexes)
 
     return test
@@ -190,14 +196,21 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def cidr(names: Names, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Matcher:
+def cidr(names: Names, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> Matcher:
+    """Any text of the field is an address inside any of `networks` (same IP version)."""
+    ranges = tuple(
+        (net.version, int(net.network_address), int(net.network_address) | int(net.hostmask)) for net in networks
+    )
+
     def match(ctx: EvalContext) -> bool:
         for orig, _low in ctx.texts(names):
             address = _ip(orig)
             if address is None:
                 continue
-            if address.version == network.version and address in network:
-                return True
+            version, value = address.version, int(address)
+            for net_version, low, high in ranges:
+                if version == net_version and low <= value <= high:
+                    return True
         return False
 
     return match

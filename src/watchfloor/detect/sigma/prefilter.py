@@ -24,7 +24,8 @@ from typing import Any
 
 import hyperscan
 
-MIN_LITERAL = 3
+MIN_LITERAL = 1  # short literals enter gate expressions; their prior keeps them unchosen
+RARE_LENGTH = 3  # until the census shows that a shorter literal is rare in a route
 
 # Non-ASCII characters that str.lower() maps to text containing ASCII, or that Python's re
 # IGNORECASE matches against an ASCII letter. tests/detect/sigma/test_prefilter.py proves the list
@@ -67,8 +68,8 @@ def fragments(text: str) -> list[str]:
 
 
 def best_fragment(text: str) -> str | None:
-    """The longest run of safe characters in lower-cased `text`, if at least MIN_LITERAL long."""
-    found = fragments(text)
+    """The longest run of safe characters in lower-cased `text`, if at least RARE_LENGTH long."""
+    found = [f for f in fragments(text) if len(f) >= RARE_LENGTH]
     return max(found, key=len) if found else None
 
 
@@ -195,6 +196,8 @@ _COMMON = (
 
 def literal_cost(literal: str) -> float:
     """Prior estimate of the chance that an event contains `literal` (before any is observed)."""
+    if len(literal) < RARE_LENGTH:
+        return 1.0
     cost = min(1.0, 4.0 / (len(literal) ** 2))
     if any(literal in common for common in _COMMON):
         cost = max(cost, 0.5)
