@@ -21,6 +21,8 @@ Pair = tuple[str, str]  # (original text, lower-cased text)
 
 _NUMERIC_RE = re.compile(r"\s*[+-]?\d+(?:\.\d+)?\s*")
 _EMPTY: tuple[Pair, ...] = ()
+_MISSING = object()
+_SCALAR_TYPES = (str, int, float, bool)
 
 
 def to_text(value: object) -> str | None:
@@ -94,10 +96,13 @@ def _pairs(value: object) -> tuple[Pair, ...]:
 class EvalContext:
     """One event under evaluation. Field values and their texts are computed once and cached."""
 
-    __slots__ = ("_flat", "_joined", "_lower_keys", "_texts", "_values", "doc")
+    __slots__ = ("_event_data", "_flat", "_joined", "_lower_keys", "_texts", "_values", "doc")
 
     def __init__(self, doc: Mapping[str, Any]) -> None:
         self.doc = doc
+        event = doc.get("Event")
+        data = event.get("EventData") if isinstance(event, dict) else None
+        self._event_data: dict[str, Any] | None = data if isinstance(data, dict) else None
         self._flat: dict[str, Any] | None = None
         self._lower_keys: dict[str, str] | None = None
         self._values: dict[Names, tuple[bool, Any]] = {}
@@ -112,6 +117,14 @@ class EvalContext:
         return flat
 
     def _lookup_one(self, name: str) -> tuple[bool, Any]:
+        # Fast path for the evtx shape: a named EventData field with a scalar value is exposed by
+        # flatten under its own name, unchanged (EventID excepted: flatten keeps the System one).
+        # tests/detect/sigma/test_values.py checks this against flatten over the whole corpus.
+        data = self._event_data
+        if data is not None and self._flat is None and name != "EventID":
+            value = data.get(name, _MISSING)
+            if value is not _MISSING and (value is None or isinstance(value, _SCALAR_TYPES)):
+                return True, value
         flat = self.flat
         if name in flat:
             return True, flat[name]
