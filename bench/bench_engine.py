@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import gzip
 import io
 import json
@@ -93,25 +94,41 @@ def end_to_end(engine: SigmaEngine, path: Path) -> tuple[int, int, float]:
 
 
 def stage_costs(engine: SigmaEngine, path: Path, limit: int) -> dict[str, float]:
-    """Microseconds per event for each cumulative stage, over the first `limit` lines."""
+    """Microseconds per event, cumulative stages, over the first `limit` lines (held as bytes only;
+    each stage streams over them and keeps nothing, so the collector has nothing extra to walk)."""
     with path.open("rb") as fh:
         lines = [next(fh) for _ in range(limit)]
+    loads = orjson.loads
+    scan = engine.scanner.scan
+    evaluate = engine.evaluate
+
+    def parse() -> None:
+        for line in lines:
+            loads(line)
+
+    def parse_classify() -> None:
+        for line in lines:
+            classify(loads(line))
+
+    def parse_classify_scan() -> None:
+        for line in lines:
+            classify(loads(line))
+            scan(line)
+
+    def everything() -> None:
+        for line in lines:
+            evaluate(line, TENANT)
+
     out: dict[str, float] = {}
-    started = time.perf_counter()
-    docs = [orjson.loads(line) for line in lines]
-    out["parse"] = (time.perf_counter() - started) / limit * 1e6
-    started = time.perf_counter()
-    for doc in docs:
-        classify(doc)
-    out["classify"] = (time.perf_counter() - started) / limit * 1e6
-    started = time.perf_counter()
-    for line in lines:
-        engine.scanner.scan(line)
-    out["scan"] = (time.perf_counter() - started) / limit * 1e6
-    started = time.perf_counter()
-    for line, doc in zip(lines, docs, strict=True):
-        engine.evaluate(line, TENANT, doc)
-    out["route+scan+evaluate"] = (time.perf_counter() - started) / limit * 1e6
+    for name, stage in (
+        ("parse", parse),
+        ("parse+classify", parse_classify),
+        ("parse+classify+scan", parse_classify_scan),
+        ("parse+classify+scan+evaluate", everything),
+    ):
+        started = time.perf_counter()
+        stage()
+        out[name] = (time.perf_counter() - started) / limit * 1e6
     return out
 
 
@@ -147,6 +164,7 @@ def main() -> None:
         results["rule_load_s"] = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
         engine = SigmaEngine(ruleset, default_logsource_map())
+        gc.freeze()  # as the CLI does: the compiled rules live for the whole run
         results["rule_compile_s"] = round(time.perf_counter() - started, 2)
         results["rules_loaded"] = len(ruleset.rules)
         results["rules_active"] = engine.active_rules()

@@ -8,7 +8,6 @@ from pathlib import Path
 import orjson
 
 from watchfloor.detect.sigma.values import EvalContext, to_number, to_text
-from watchfloor.normalize.shapes import flatten
 
 
 def _slow(doc: dict[str, object], name: str) -> tuple[bool, object]:
@@ -36,7 +35,12 @@ def test_fast_path_on_inline_events() -> None:
     doc = {
         "Event": {
             "System": {"EventID": 4688, "Channel": "Security"},
-            "EventData": {"EventID": "9999", "NewProcessName": "C:\\x.exe", "Nested": {"a": 1}, "Empty": None},
+            "EventData": {
+                "EventID": "9999",
+                "NewProcessName": "C:\\x.exe",
+                "Nested": {"a": 1},
+                "Empty": None,
+            },
         }
     }
     for name in ("EventID", "NewProcessName", "newprocessname", "Nested", "Empty", "Channel", "Missing"):

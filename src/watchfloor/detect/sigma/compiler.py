@@ -225,7 +225,8 @@ class RuleCompiler:
         networks: dict[Names, list[Any]] = {}
         others: list[Compiled] = []
         for arg in args:
-            if isinstance(arg, ConditionFieldEqualsValueExpression) and isinstance(arg.value, SigmaCIDRExpression):
+            is_leaf = isinstance(arg, ConditionFieldEqualsValueExpression)
+            if is_leaf and isinstance(arg.value, SigmaCIDRExpression):
                 networks.setdefault(self.names(arg.field), []).append(arg.value.network)
                 continue
             patterns = self._plain_patterns(arg)

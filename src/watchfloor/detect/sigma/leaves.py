@@ -199,7 +199,8 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def cidr(names: Names, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> Matcher:
     """Any text of the field is an address inside any of `networks` (same IP version)."""
     ranges = tuple(
-        (net.version, int(net.network_address), int(net.network_address) | int(net.hostmask)) for net in networks
+        (net.version, int(net.network_address), int(net.network_address) | int(net.hostmask))
+        for net in networks
     )
 
     def match(ctx: EvalContext) -> bool:
