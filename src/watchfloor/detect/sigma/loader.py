@@ -232,6 +232,8 @@ def _load_files(files: list[Path]) -> RuleSet:
             continue
         collections.append((collection, path, text))
     _collect(ruleset, collections)
+    # pySigma reports a rule's errors on the rule and again on its collection
+    ruleset.errors = list(dict.fromkeys(ruleset.errors))
     return ruleset
 
 

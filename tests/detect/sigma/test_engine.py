@@ -1,0 +1,147 @@
+"""The engine: routing, tenant overlays, placeholders, statuses, and prefilter == exhaustive evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watchfloor.core.types import TenantId
+from watchfloor.detect.sigma.engine import SigmaEngine, TenantRules
+from watchfloor.detect.sigma.loader import RuleSet, load_rules
+from watchfloor.normalize.logsources import default_logsource_map
+
+RULES = """title: Encoded PowerShell
+id: 00000000-0000-4000-8000-0000000000a1
+author: Test Author
+level: high
+logsource: {product: windows, category: process_creation}
+detection:
+  sel:
+    Image|endswith: '\\\\powershell.exe'
+    CommandLine|contains|windash: '-enc'
+  condition: sel
+---
+title: Admin logon from tenant list
+id: 00000000-0000-4000-8000-0000000000a2
+author: Test Author
+level: medium
+logsource: {product: windows, service: security}
+detection:
+  sel:
+    EventID: 4624
+    TargetUserName|expand: '%admins%'
+  condition: sel
+---
+title: Macos only
+id: 00000000-0000-4000-8000-0000000000a3
+logsource: {product: macos, category: process_creation}
+detection:
+  sel:
+    Image: /bin/sh
+  condition: sel
+---
+title: Keyword rule
+id: 00000000-0000-4000-8000-0000000000a4
+logsource: {product: windows, service: security}
+detection:
+  keywords: ['mimikatz']
+  condition: keywords
+"""
+
+
+def ruleset(tmp_path: Path) -> RuleSet:
+    path = tmp_path / "rules.yml"
+    path.write_text(RULES, encoding="utf-8")
+    loaded = load_rules([path], cache_dir=False)
+    assert not loaded.errors
+    return loaded
+
+
+def sysmon(image: str, command_line: str) -> bytes:
+    return orjson.dumps(
+        {
+            "Event": {
+                "System": {
+                    "EventID": 1,
+                    "Channel": "Microsoft-Windows-Sysmon/Operational",
+                    "EventRecordID": 7,
+                    "TimeCreated": {"#attributes": {"SystemTime": "2026-01-01T00:00:00Z"}},
+                },
+                "EventData": {"Image": image, "CommandLine": command_line},
+            }
+        }
+    )
+
+
+def logon(user: str, event_id: int = 4624) -> bytes:
+    return orjson.dumps(
+        {
+            "Event": {
+                "System": {"EventID": event_id, "Channel": "Security", "EventRecordID": 9},
+                "EventData": {"TargetUserName": user, "LogonType": 10},
+            }
+        }
+    )
+
+
+def ids(engine: SigmaEngine, raw: bytes, tenant: str | None = None) -> set[str]:
+    return {c.meta.id[-2:] for c in engine.evaluate(raw, TenantId(tenant) if tenant else None)[1]}
+
+
+def test_statuses_say_why_rules_cannot_fire(tmp_path: Path) -> None:
+    engine = SigmaEngine(ruleset(tmp_path), default_logsource_map())
+    by_id = {s.rule_id[-2:]: s for s in engine.statuses}
+    assert by_id["a1"].status == "active"
+    assert by_id["a2"].status == "placeholder"
+    assert "per-tenant" in by_id["a2"].reason
+    assert by_id["a3"].status == "no_source"
+    assert "product=macos" in by_id["a3"].reason
+
+
+def test_routing_windash_and_keywords(tmp_path: Path) -> None:
+    engine = SigmaEngine(ruleset(tmp_path), default_logsource_map())
+    assert ids(engine, sysmon("C:\\x\\PowerShell.exe", "powershell /ENC abc")) == {"a1"}
+    assert ids(engine, sysmon("C:\\x\\cmd.exe", "powershell -enc abc")) == set()
+    assert ids(engine, logon("MIMIKATZ-host$")) == {"a4"}
+
+
+def test_placeholders_and_disabled_rules_are_per_tenant(tmp_path: Path) -> None:
+    tenants = {
+        TenantId("clinic"): TenantRules(placeholders={"admins": ["dr_admin", "it-*"]}),
+        TenantId("lawfirm"): TenantRules(
+            placeholders={"admins": ["partner"]}, disabled=frozenset({"00000000-0000-4000-8000-0000000000a1"})
+        ),
+    }
+    engine = SigmaEngine(ruleset(tmp_path), default_logsource_map(), tenants=tenants)
+    assert ids(engine, logon("it-helpdesk"), "clinic") == {"a2"}
+    assert ids(engine, logon("it-helpdesk"), "lawfirm") == set()
+    assert ids(engine, logon("Partner"), "lawfirm") == {"a2"}
+    assert ids(engine, logon("partner", 4625), "lawfirm") == set()
+    assert ids(engine, logon("partner"), "unknown-tenant") == set()
+    encoded = sysmon("C:\\powershell.exe", "powershell -enc x")
+    assert ids(engine, encoded, "clinic") == {"a1"}
+    assert ids(engine, encoded, "lawfirm") == set()
+
+
+_words = st.sampled_from(
+    ["powershell", "-enc", "/enc", "cmd", "mimikatz", "\\", ".exe", "\u212a", "\\u0041", " "]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(image=st.lists(_words, max_size=5).map("".join), command=st.lists(_words, max_size=6).map("".join))
+def test_prefilter_never_changes_results(image: str, command: str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = _ENGINE or SigmaEngine(ruleset(Path(tmp)), default_logsource_map())
+    raw = sysmon(image, command)
+    fast = {c.meta.id for c in engine.evaluate(raw)[1]}
+    slow = {c.meta.id for c in engine.evaluate_all(orjson.loads(raw))}
+    assert fast == slow
+
+
+_ENGINE: SigmaEngine | None = None
