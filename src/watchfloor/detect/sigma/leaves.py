@@ -77,14 +77,19 @@ def string_any(names: Names, patterns: Sequence[StringPattern]) -> Matcher:
         return match_folded
 
     def match(ctx: EvalContext) -> bool:
-        for orig, low in ctx.texts(names):
-            if folded is not None and folded(low):
-                return True
-            if exact is not None and exact(orig):
-                return True
-        return False
+        return _any_pair(ctx.texts(names), folded, exact)
 
     return match
+
+
+def _any_pair(pairs: Sequence[tuple[str, str]], folded: TextTest | None, exact: TextTest | None) -> bool:
+    """Any (original, lower-cased) text passes the case-folded or the exact test."""
+    for orig, low in pairs:
+        if folded is not None and folded(low):
+            return True
+        if exact is not None and exact(orig):
+            return True
+    return False
 
 
 def keyword_any(patterns: Sequence[StringPattern]) -> Matcher:
@@ -108,12 +113,7 @@ def keyword_any(patterns: Sequence[StringPattern]) -> Matcher:
                     return True
         if folded is None and exact is None:
             return False
-        for orig, low in ctx.all_texts():
-            if folded is not None and folded(low):
-                return True
-            if exact is not None and exact(orig):
-                return True
-        return False
+        return _any_pair(ctx.all_texts(), folded, exact)
 
     return match
 
