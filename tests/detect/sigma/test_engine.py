@@ -145,3 +145,31 @@ def test_prefilter_never_changes_results(image: str, command: str) -> None:
 
 
 _ENGINE: SigmaEngine | None = None
+
+
+FILTER = """title: Ignore the backup service account
+filter:
+  rules:
+    - 00000000-0000-4000-8000-0000000000a1
+  selection:
+    User: 'CORP\\\\svc_backup'
+  condition: not selection
+logsource: {product: windows, category: process_creation}
+"""
+
+
+def test_meta_filters_from_another_file_apply(tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text(RULES, encoding="utf-8")
+    (tmp_path / "filters").mkdir()
+    (tmp_path / "filters" / "backup.yml").write_text(FILTER, encoding="utf-8")
+    loaded = load_rules([tmp_path], cache_dir=False)
+    assert not loaded.errors
+    engine = SigmaEngine(loaded, default_logsource_map())
+
+    def event(user: str) -> bytes:
+        doc = orjson.loads(sysmon("C:\\powershell.exe", "powershell -enc x"))
+        doc["Event"]["EventData"]["User"] = user
+        return orjson.dumps(doc)
+
+    assert ids(engine, event("CORP\\alice")) == {"a1"}
+    assert ids(engine, event("corp\\SVC_BACKUP")) == set()
