@@ -45,7 +45,7 @@ from typing import Any, Final
 
 from watchfloor.normalize.model import SourceKey
 
-__all__ = ["MAX_DEPTH", "classify", "flatten", "record_id", "timestamp"]
+__all__ = ["MAX_DEPTH", "classify", "flatten", "record_id", "system_fields", "timestamp"]
 
 MAX_DEPTH: Final = 32
 _KEY_CACHE_MAX: Final = 4096
@@ -281,6 +281,11 @@ def _system_fields(system: dict[str, Any]) -> dict[str, Any]:
     if type(eid) is not int:
         out["EventID"] = _event_id_value(eid)
     return out
+
+
+def system_fields(system: dict[str, Any]) -> dict[str, Any]:
+    """The evtx System element as flatten exposes it (for lookups that avoid a full flatten)."""
+    return _system_fields(system)
 
 
 def _merge_payload(out: dict[str, Any], payload: dict[str, Any]) -> None:

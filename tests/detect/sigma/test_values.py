@@ -24,7 +24,21 @@ def test_fast_path_agrees_with_flatten_on_every_field_of_the_corpus(shared_dir: 
             data = doc.get("Event", {}).get("EventData")
             if not isinstance(data, dict):
                 continue
-            names = [*data, "EventID", "Channel", "Computer", "NoSuchField", *(k.lower() for k in data)]
+            names = [
+                *data,
+                *(k.lower() for k in data),
+                *doc["Event"].get("System", {}),
+                "EventID",
+                "eventid",
+                "Channel",
+                "Computer",
+                "Provider_Name",
+                "TimeCreated",
+                "Security_UserID",
+                "System.Channel",
+                "OriginalFileName",
+                "NoSuchField",
+            ]
             for name in names:
                 assert EvalContext(doc).value((name,)) == _slow(doc, name), (name, line[:200])
                 checked += 1

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from watchfloor.normalize.shapes import flatten
+from watchfloor.normalize.shapes import flatten, system_fields
 
 Names = tuple[str, ...]
 Pair = tuple[str, str]  # (original text, lower-cased text)
@@ -96,13 +96,34 @@ def _pairs(value: object) -> tuple[Pair, ...]:
 class EvalContext:
     """One event under evaluation. Field values and their texts are computed once and cached."""
 
-    __slots__ = ("_event_data", "_flat", "_joined", "_lower_keys", "_texts", "_values", "doc")
+    __slots__ = (
+        "_event_data",
+        "_fast_lower",
+        "_flat",
+        "_joined",
+        "_lower_keys",
+        "_plain",
+        "_system",
+        "_system_raw",
+        "_texts",
+        "_values",
+        "doc",
+    )
 
     def __init__(self, doc: Mapping[str, Any]) -> None:
         self.doc = doc
+        self._event_data: dict[str, Any] | None = None
+        self._system_raw: dict[str, Any] | None = None
         event = doc.get("Event")
-        data = event.get("EventData") if isinstance(event, dict) else None
-        self._event_data: dict[str, Any] | None = data if isinstance(data, dict) else None
+        if type(event) is dict and "UserData" not in event and "ProcessingErrorData" not in event:
+            data = event.get("EventData")
+            system = event.get("System")
+            if type(data) is dict and type(system) is dict:
+                self._event_data = data
+                self._system_raw = system
+        self._plain: bool | None = None
+        self._system: dict[str, Any] | None = None
+        self._fast_lower: set[str] | None = None
         self._flat: dict[str, Any] | None = None
         self._lower_keys: dict[str, str] | None = None
         self._values: dict[Names, tuple[bool, Any]] = {}
@@ -117,14 +138,11 @@ class EvalContext:
         return flat
 
     def _lookup_one(self, name: str) -> tuple[bool, Any]:
-        # Fast path for the evtx shape: a named EventData field with a scalar value is exposed by
-        # flatten under its own name, unchanged (EventID excepted: flatten keeps the System one).
-        # tests/detect/sigma/test_values.py checks this against flatten over the whole corpus.
         data = self._event_data
-        if data is not None and self._flat is None and name != "EventID":
-            value = data.get(name, _MISSING)
-            if value is not _MISSING and (value is None or isinstance(value, _SCALAR_TYPES)):
-                return True, value
+        if data is not None and self._flat is None:
+            found = self._fast_lookup(data, name)
+            if found is not None:
+                return found
         flat = self.flat
         if name in flat:
             return True, flat[name]
@@ -138,6 +156,39 @@ class EvalContext:
         if original is None:
             return False, None
         return True, flat[original]
+
+    def _fast_lookup(self, data: dict[str, Any], name: str) -> tuple[bool, Any] | None:
+        """flatten()'s answer without flattening, for its common evtx case; None: ask flatten.
+
+        The common case (EventData a plain dict of scalars without `Data`/`#attributes`, no
+        UserData): flatten is the System fields updated by EventData, EventID kept from System, and
+        `System.<name>` for names in both. tests/detect/sigma/test_values.py checks this lookup
+        against flatten() for every field of every event in the corpus.
+        """
+        plain = self._plain
+        if plain is None:
+            plain = self._plain = (
+                "Data" not in data
+                and "#attributes" not in data
+                and all(v is None or isinstance(v, _SCALAR_TYPES) for v in data.values())
+            )
+        if not plain:
+            return None
+        if name != "EventID" and name in data:
+            return True, data[name]
+        system = self._system
+        if system is None:
+            assert self._system_raw is not None
+            system = self._system = system_fields(self._system_raw)
+        if name in system:
+            return True, system[name]
+        lowered = self._fast_lower
+        if lowered is None:
+            lowered = self._fast_lower = {k.lower() for k in data} | {k.lower() for k in system}
+        folded = name.lower()
+        if folded in lowered or folded.startswith("system."):
+            return None  # a case-insensitive match or a System.<name> key: flatten decides
+        return False, None
 
     def value(self, names: Names) -> tuple[bool, Any]:
         """(present, value) of the first native name present."""
