@@ -53,6 +53,8 @@ def sel(items: dict[str, Any], condition: str = "sel") -> dict[str, Any]:
         ({"CommandLine|contains|all": ["-nop", "-w hidden"]}, {"CommandLine": "x -nop"}, False),
         ({"CommandLine|contains|cased": "Invoke-"}, {"CommandLine": "invoke-expression"}, False),
         ({"CommandLine|contains|cased": "Invoke-"}, {"CommandLine": "Invoke-Expression"}, True),
+        ({"CommandLine|windash|contains|cased": "-Enc"}, {"CommandLine": "ps /enc x"}, False),
+        ({"CommandLine|windash|contains|cased": "-Enc"}, {"CommandLine": "ps /Enc x"}, True),
         ({"Image": "*\\svc?ost.exe"}, {"Image": "C:\\w\\svchost.exe"}, True),
         ({"Image": "*\\svc?ost.exe"}, {"Image": "C:\\w\\svcost.exe"}, False),
         ({"CommandLine": "a\\*b"}, {"CommandLine": "a*b"}, True),

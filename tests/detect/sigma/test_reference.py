@@ -593,7 +593,7 @@ def sigma_filter(rules: Any, logsource: Mapping[str, str] | None = None) -> dict
     return {
         "title": "Filter Administrator account",
         "logsource": dict(logsource or {"category": "process_creation", "product": "windows"}),
-        "filter": {"rules": rules, "selection": {"User|startswith": "adm_"}, "condition": "selection"},
+        "filter": {"rules": rules, "selection": {"User|startswith": "adm_"}, "condition": "not selection"},
     }
 
 
@@ -625,12 +625,35 @@ def test_filter_applies(rules: Any, logsource: Mapping[str, str] | None, applies
 def test_filters_stack_and_have_their_own_names() -> None:
     second = {
         "title": "Filter temp",
-        "filter": {"rules": "any", "sel": {"Image|startswith": "C:\\Temp\\"}, "condition": "1 of them"},
+        "filter": {"rules": "any", "sel": {"Image|startswith": "C:\\Temp\\"}, "condition": "not 1 of them"},
     }
     rule = ReferenceRule.from_dict(RULE, filters=[sigma_filter("any"), second])
     assert rule.matches({"Image": r"C:\rar.exe", "User": "bob"})
     assert not rule.matches({"Image": r"C:\Temp\rar.exe", "User": "bob"})
     assert not rule.matches({"Image": r"C:\rar.exe", "User": "adm_1"})
+
+
+def test_filter_semantics_agree_with_pysigma(tmp_path: Any) -> None:
+    """The same filter document gives the same verdicts in the reference and through pySigma."""
+    import orjson
+
+    from watchfloor.detect.sigma.engine import SigmaEngine
+    from watchfloor.detect.sigma.loader import load_rules
+    from watchfloor.normalize.logsources import default_logsource_map
+
+    docs = [RULE, sigma_filter([RULE["id"]])]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump_all(docs), encoding="utf-8")
+    engine = SigmaEngine(load_rules([tmp_path], cache_dir=False), default_logsource_map())
+    reference = ReferenceRule.from_dict(RULE, filters=[sigma_filter([RULE["id"]])])
+    for user in ("bob", "adm_bob"):
+        event = {
+            "Channel": "Microsoft-Windows-Sysmon/Operational",
+            "EventID": 1,
+            "Image": r"C:\rar.exe",
+            "User": user,
+        }
+        fast = bool(engine.evaluate(orjson.dumps(event))[1])
+        assert fast == reference.matches(event), user
 
 
 def test_filter_errors() -> None:

@@ -21,7 +21,8 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.rule import SigmaRule
+from sigma.modifiers import SigmaCaseSensitiveModifier
+from sigma.rule import SigmaDetectionItem, SigmaRule
 from sigma.types import (
     Placeholder,
     SigmaBool,
@@ -96,9 +97,18 @@ class StringPattern:
         return None if self.kind == "any" else gate_text(self.text)
 
 
-def string_pattern(value: SigmaString) -> StringPattern:
+def item_is_cased(cond: Any) -> bool:
+    """Does the detection item behind a condition leaf carry `cased`? pySigma drops the cased type
+    on values that windash/base64/wide produced; the modifier still applies to the whole item."""
+    node = getattr(cond, "parent", None)
+    while node is not None and not isinstance(node, SigmaDetectionItem):
+        node = getattr(node, "parent", None)
+    return node is not None and SigmaCaseSensitiveModifier in node.modifiers
+
+
+def string_pattern(value: SigmaString, *, cased: bool = False) -> StringPattern:
     parts = list(value.s)
-    cased = isinstance(value, SigmaCasedString)
+    cased = cased or isinstance(value, SigmaCasedString)
     fold: Callable[[str], str] = (lambda s: s) if cased else str.lower
     if parts and all(p is SpecialChars.WILDCARD_MULTI for p in parts):
         return StringPattern("any", "", cased)
@@ -195,7 +205,7 @@ class RuleCompiler:
             inner = self.node(cond.args[0]).matcher
             return Compiled(lambda ctx: not inner(ctx), None)
         if isinstance(cond, ConditionFieldEqualsValueExpression):
-            return self.field_leaf(cond.field, cond.value)
+            return self.field_leaf(cond.field, cond.value, cased=item_is_cased(cond))
         if isinstance(cond, ConditionValueExpression):
             return self.keyword_leaf(cond.value)
         raise RuleUnsupportedError(f"unsupported condition element {type(cond).__name__}")
@@ -260,17 +270,18 @@ class RuleCompiler:
         if not all(type(v) in (SigmaString, SigmaCasedString) for v in values):
             return None
         out: list[StringPattern] = []
+        cased = item_is_cased(cond)
         for value in values:
             assert isinstance(value, SigmaString)
-            out.extend(string_pattern(v) for v in expand_placeholders(value, self.placeholders))
+            out.extend(string_pattern(v, cased=cased) for v in expand_placeholders(value, self.placeholders))
         return out
 
-    def field_leaf(self, field: str, value: Any) -> Compiled:
+    def field_leaf(self, field: str, value: Any, *, cased: bool = False) -> Compiled:
         names = self.names(field)
         if isinstance(value, SigmaExpansion):
-            return self._or([self.field_leaf(field, v) for v in value.values])
+            return self._or([self.field_leaf(field, v, cased=cased) for v in value.values])
         if isinstance(value, SigmaString):
-            patterns = [string_pattern(v) for v in expand_placeholders(value, self.placeholders)]
+            patterns = [string_pattern(v, cased=cased) for v in expand_placeholders(value, self.placeholders)]
             return Compiled(
                 leaves.string_any(names, patterns),
                 gate_or(p.gate for p in patterns),

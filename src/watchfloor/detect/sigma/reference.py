@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from watchfloor.core.errors import RuleError, RuleUnsupportedError
-from watchfloor.detect.sigma.reference_condition import And, Ident, Node, Not, Or, evaluate, parse_condition
+from watchfloor.detect.sigma.reference_condition import And, Ident, Node, Or, evaluate, parse_condition
 from watchfloor.detect.sigma.reference_values import (
     FLAG_MODIFIERS,
     VALUE_MODIFIERS,
@@ -542,7 +542,7 @@ def _compile_rule(
             name = sigma_filter.get("id") or sigma_filter.get("title")
             raise type(error)(f"filter {name!r}: {error.message}") from None
         detections.update(filter_detections)
-        condition = And((condition, Not(filter_condition)))
+        condition = And((condition, filter_condition))  # spec: the filter's condition is ANDed
     return detections, condition
 
 
@@ -567,7 +567,8 @@ class ReferenceRule:
         placeholders: Mapping[str, Sequence[str]] | None = None,
         filters: Sequence[Mapping[str, Any]] = (),
     ) -> ReferenceRule:
-        """Compile a parsed rule; each filter that applies to it adds `and not <filter condition>`.
+        """Compile a parsed rule; each filter that applies to it adds `and <filter condition>`
+        (Sigma meta-filters: the filter's own condition says what to keep, e.g. `not selection`).
 
         Raises RuleError (invalid), RuleUnsupportedError (valid but not evaluable here, e.g. correlation
         rules) or PlaceholderError (`expand` without a value for a placeholder).
