@@ -70,7 +70,9 @@ def test_hunt_jsonl_has_every_documented_field_and_rule_authors(tmp_path: Path) 
         assert len(row["event_refs"]) >= 10
         assert all(ref.startswith(str(events) + ":") for ref in row["event_refs"])
     assert "Summary by rule" in result.output
-    assert "Watchfloor contributors" in result.output  # the author is shown in the summary too
+    # the author is shown in the summary too (a narrow terminal may fold the cell over two lines)
+    assert "Watchfloor" in result.output
+    assert "contributors" in result.output
 
 
 def test_hunt_csv_and_table(tmp_path: Path) -> None:
