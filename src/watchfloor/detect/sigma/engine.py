@@ -127,7 +127,7 @@ class SigmaEngine:
         for compiled in self._all_compiled():
             everything |= gate_literals(compiled.gate)
             static |= useful_gate(compiled.gate, literal_cost) or set()
-        self.census_scanner = LiteralScanner.build(everything)
+        self.census_scanner = LiteralScanner.build(everything, poison=False)
         self._census_ids = {lit: i for i, lit in enumerate(self.census_scanner.literals)}
         self._static_literals = frozenset(static)
         self.scanner = LiteralScanner.build(static)

@@ -11,9 +11,9 @@ JSON scalar of the record, decoded: a string, or a number/bool whose text is its
 literals are printable ASCII, so inside a decoded string they appear in the raw line JSON-escaped
 (\\" and \\\\), which is the form scanned; only ASCII letters are folded. Lines where that may not
 hold "poison" the scan: a \\u escape of a printable ASCII character or of a character that
-case-folds to ASCII, a \\/ escape, such a character written raw, or a JSON float whose Python
-text differs from its JSON text. A poisoned event runs every
-rule of its route (slow, exact).
+case-folds to ASCII, a \\/ escape, or such a character written raw; they are literals in the same
+database. Floats need no poison: a gate literal never consists only of characters a float's text can
+hold. A poisoned event runs every rule of its route (slow, exact).
 """
 
 from __future__ import annotations
@@ -32,17 +32,23 @@ RARE_LENGTH = 3  # until the census shows that a shorter literal is rare in a ro
 # complete by scanning every code point.
 CASE_POISON = ("\u0130", "\u0131", "\u017f", "\u212a")
 
-_POISON_PATTERNS: tuple[bytes, ...] = (
-    # a \u escape (odd number of backslashes) of printable ASCII or of a case-poison character;
-    # escapes of control and other non-ASCII characters cannot hide a printable-ASCII literal
-    rb"(?:^|[^\\])(?:\\\\)*\\u(?:00[2-7][0-9a-fA-F]|013[01]|017[fF]|212[aA])",
-    rb"(?:^|[^\\])(?:\\\\)*\\/",  # \/ escape
-    # a JSON float token (repr() may differ from its JSON text): a number with a fraction or an
-    # exponent that ends at a delimiter; inside a string (a time "15:57:25.868") it ends at a quote
-    rb"[:,\[]\s*-?[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?\s*[,}\]]",
-    rb"[:,\[]\s*-?[0-9]+[eE][+-]?[0-9]+\s*[,}\]]",
+# Lines holding one of these literals "poison" the scan (every rule of the route runs): a \\u escape
+# that may stand for a printable ASCII character (U+0020-U+007F) or for a case-poison character, a
+# \\/ escape, or a case-poison character written raw. Matched as plain literals in the same database
+# as the gate literals (one scan per event); an escaped backslash before them (`\\\\u0041`, text,
+# not an escape) makes a false poison, which costs speed, never a match.
+POISON_LITERALS: tuple[bytes, ...] = (
+    *(b"\\u00" + str(d).encode() for d in range(2, 8)),
+    b"\\u0130",
+    b"\\u0131",
+    b"\\u017f",
+    b"\\u212a",
+    b"\\/",
     *(c.encode("utf-8") for c in CASE_POISON),
 )
+# A float's text (repr) holds only these characters. A literal made only of them could sit inside a
+# float's text, whose JSON form may differ ("1e5" vs "100000.0"), so such literals never gate.
+FLOAT_TEXT_CHARS = frozenset("0123456789.e+-infa")
 POISON_ID_BASE = 1 << 30
 
 
@@ -84,8 +90,9 @@ def gate_lit(literal: str) -> GateExpr:
 
 
 def gate_text(text: str) -> GateExpr:
-    """Every fragment of a wildcard-free stretch of a pattern is needed: AND of them."""
-    return gate_and([gate_lit(f) for f in fragments(text)])
+    """Every fragment of a wildcard-free stretch of a pattern is needed: AND of them (fragments a
+    float's text could hold excepted, see FLOAT_TEXT_CHARS)."""
+    return gate_and([gate_lit(f) for f in fragments(text) if not FLOAT_TEXT_CHARS.issuperset(f)])
 
 
 def gate_and(children: Iterable[GateExpr]) -> GateExpr:
@@ -206,19 +213,22 @@ def literal_cost(literal: str) -> float:
 
 @dataclass(slots=True)
 class LiteralScanner:
-    """A compiled hyperscan database of gate literals plus the poison patterns."""
+    """One compiled hyperscan database: the gate literals (ids 0..n-1) and, unless `poison` is off,
+    the poison literals (ids from POISON_ID_BASE)."""
 
     literals: tuple[str, ...]
     _db: hyperscan.Database | None = None
-    _poison_db: hyperscan.Database | None = None
 
     @classmethod
-    def build(cls, literals: Iterable[str]) -> LiteralScanner:
+    def build(cls, literals: Iterable[str], *, poison: bool = True) -> LiteralScanner:
         ordered = tuple(sorted(set(literals)))
         scanner = cls(literals=ordered)
-        if ordered:
-            expressions = [json_escape(lit) for lit in ordered]
-            ids = list(range(len(ordered)))
+        expressions = [json_escape(lit) for lit in ordered]
+        ids = list(range(len(ordered)))
+        if poison:
+            expressions.extend(POISON_LITERALS)
+            ids.extend(POISON_ID_BASE + i for i in range(len(POISON_LITERALS)))
+        if expressions:
             db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             db.compile(
                 expressions=expressions,
@@ -228,36 +238,17 @@ class LiteralScanner:
                 literal=True,
             )
             scanner._db = db
-        poison = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        poison.compile(
-            expressions=list(_POISON_PATTERNS),
-            ids=list(range(len(_POISON_PATTERNS))),
-            elements=len(_POISON_PATTERNS),
-            flags=hyperscan.HS_FLAG_SINGLEMATCH,
-        )
-        scanner._poison_db = poison
         return scanner
 
     def scan(self, raw: bytes) -> set[int] | None:
         """Ids of the literals present in `raw`, or None when the line is poisoned (run everything)."""
-        poisoned: list[int] = []
-        assert self._poison_db is not None
-        try:
-            self._poison_db.scan(raw, match_event_handler=_first_hit, context=poisoned)
-        except hyperscan.ScanTerminated:
-            return None
-        if poisoned:
-            return None
         hits: set[int] = set()
         if self._db is not None:
             self._db.scan(raw, match_event_handler=_collect, context=hits)
+            if hits and max(hits) >= POISON_ID_BASE:
+                return None
         return hits
 
 
 def _collect(ident: int, _start: int, _end: int, _flags: int, context: object) -> None:
     context.add(ident)  # type: ignore[attr-defined]  # a set[int], passed through hyperscan
-
-
-def _first_hit(ident: int, _start: int, _end: int, _flags: int, context: object) -> bool:
-    context.append(ident)  # type: ignore[attr-defined]  # a list[int], passed through hyperscan
-    return True  # stop scanning: hyperscan raises ScanTerminated
