@@ -15,6 +15,7 @@ from watchfloor.detect.sigma.prefilter import (
     LiteralScanner,
     best_fragment,
     choose,
+    could_be_in_float_text,
     gate_and,
     gate_lit,
     gate_literals,
@@ -50,6 +51,16 @@ def test_literals_a_float_text_could_hold_never_gate() -> None:
     assert gate_text("inf") is None
     assert gate_text("v1.5") == gate_lit("v1.5")
     assert gate_text("-nop") == gate_lit("-nop")
+    assert gate_text(".ini") == gate_lit(".ini")
+    assert gate_text("10.0.1") == gate_lit("10.0.1")  # two dots: no float's text holds it
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True), st.data())
+def test_every_substring_of_a_float_text_is_recognised(number: float, data: st.DataObject) -> None:
+    text = repr(number)
+    start = data.draw(st.integers(min_value=0, max_value=len(text) - 1))
+    end = data.draw(st.integers(min_value=start + 1, max_value=len(text)))
+    assert could_be_in_float_text(text[start:end])
 
 
 def test_best_fragment_keeps_longest_printable_ascii_run() -> None:

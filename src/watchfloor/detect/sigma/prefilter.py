@@ -12,12 +12,13 @@ literals are printable ASCII, so inside a decoded string they appear in the raw 
 (\\" and \\\\), which is the form scanned; only ASCII letters are folded. Lines where that may not
 hold "poison" the scan: a \\u escape of a printable ASCII character or of a character that
 case-folds to ASCII, a \\/ escape, or such a character written raw; they are literals in the same
-database. Floats need no poison: a gate literal never consists only of characters a float's text can
-hold. A poisoned event runs every rule of its route (slow, exact).
+database. Floats need no poison: a gate literal is never a string that a float's text could
+hold inside it (could_be_in_float_text). A poisoned event runs every rule of its route (slow, exact).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -46,9 +47,17 @@ POISON_LITERALS: tuple[bytes, ...] = (
     b"\\/",
     *(c.encode("utf-8") for c in CASE_POISON),
 )
-# A float's text (repr) holds only these characters. A literal made only of them could sit inside a
-# float's text, whose JSON form may differ ("1e5" vs "100000.0"), so such literals never gate.
-FLOAT_TEXT_CHARS = frozenset("0123456789.e+-infa")
+# A float's text is its repr(), whose JSON form may differ ("1e5" vs "100000.0"), so a literal that
+# could lie inside some float's repr never gates. Every substring of a repr matches this (reprs are
+# `-?D.D(e[+-]D)?`, `-?De[+-]D`, `-?inf`, `nan`); test_prefilter.py checks it over random floats.
+_FLOAT_INFIX = re.compile(r"[-+]?[0-9]*\.?[0-9]*(?:e[+-]?[0-9]*)?")
+
+
+def could_be_in_float_text(literal: str) -> bool:
+    """Could `literal` be a substring of repr(some float)? (Over-approximation, never under.)"""
+    return bool(_FLOAT_INFIX.fullmatch(literal)) or literal in "-inf" or literal in "nan"
+
+
 POISON_ID_BASE = 1 << 30
 
 
@@ -90,9 +99,9 @@ def gate_lit(literal: str) -> GateExpr:
 
 
 def gate_text(text: str) -> GateExpr:
-    """Every fragment of a wildcard-free stretch of a pattern is needed: AND of them (fragments a
-    float's text could hold excepted, see FLOAT_TEXT_CHARS)."""
-    return gate_and([gate_lit(f) for f in fragments(text) if not FLOAT_TEXT_CHARS.issuperset(f)])
+    """Every fragment of a wildcard-free stretch of a pattern is needed: AND of them (fragments that
+    could lie inside a float's text excepted, see could_be_in_float_text)."""
+    return gate_and([gate_lit(f) for f in fragments(text) if not could_be_in_float_text(f)])
 
 
 def gate_and(children: Iterable[GateExpr]) -> GateExpr:
