@@ -44,10 +44,9 @@ from watchfloor.core.errors import PlaceholderError, RuleUnsupportedError
 from watchfloor.detect.sigma import leaves
 from watchfloor.detect.sigma.prefilter import GateExpr, gate_and, gate_or, gate_text
 from watchfloor.detect.sigma.regex_literals import regex_gate
-from watchfloor.detect.sigma.values import EvalContext, Matcher, Names
+from watchfloor.detect.sigma.values import Matcher, Names
 from watchfloor.normalize.model import Binding
 
-Gate = GateExpr
 EventIds = frozenset[int] | None
 Placeholders = Mapping[str, Sequence[str]]
 
@@ -57,7 +56,7 @@ class Compiled:
     """A matcher, the literals it needs (gate) and the EventIDs it can match (None: any)."""
 
     matcher: Matcher
-    gate: Gate
+    gate: GateExpr
     event_ids: EventIds = None
 
 
@@ -92,7 +91,7 @@ class StringPattern:
     regex: re.Pattern[str] | None = None
 
     @property
-    def gate(self) -> Gate:
+    def gate(self) -> GateExpr:
         """Every literal stretch is needed (NUL separates the stretches of a wildcard pattern)."""
         return None if self.kind == "any" else gate_text(self.text)
 
@@ -342,7 +341,3 @@ class RuleCompiler:
             compiled = leaves.regex_flags(str(value.regexp), flags)
             return Compiled(leaves.keyword_regex(compiled), regex_gate(str(value.regexp), flags))
         raise RuleUnsupportedError(f"unsupported keyword value type {type(value).__name__}")
-
-
-def always(_ctx: EvalContext) -> bool:
-    return True

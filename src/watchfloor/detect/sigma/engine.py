@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from sigma.rule import SigmaRule
 
-from watchfloor.core.errors import PlaceholderError, RuleError, WatchfloorError
+from watchfloor.core.errors import PlaceholderError, RuleError
 from watchfloor.core.types import TenantId
 from watchfloor.detect.sigma.compiler import Placeholders, RuleCompiler
 from watchfloor.detect.sigma.loader import RuleMeta, RuleSet
@@ -100,7 +100,6 @@ class EngineStats:
     poisoned: int = 0
     candidates: int = 0
     matches: int = 0
-    by_source: Counter[SourceKey] = field(default_factory=Counter)
 
 
 class SigmaEngine:
@@ -298,7 +297,6 @@ class SigmaEngine:
         if key is None:
             stats.unrouted += 1
             return doc, []
-        stats.by_source[key] += 1
         route = self._route(tenant, key)
         if not route.everything:
             return doc, []
@@ -344,7 +342,3 @@ class SigmaEngine:
 
 def _index(compiled: CompiledRule) -> int:
     return compiled.index
-
-
-def engine_error(exc: WatchfloorError) -> str:
-    return str(exc)

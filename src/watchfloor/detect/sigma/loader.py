@@ -22,7 +22,6 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
-from watchfloor.core.errors import Location, RuleError
 from watchfloor.core.types import RuleLevel, rule_level
 
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -287,8 +286,3 @@ def _to_load_error(error: SigmaError, path: Path, text: str, default_line: int |
     # pySigma appends the location to messages; keep the reason only.
     reason = message.split(" in ", 1)[0] if source is not None and " in /" in message else message
     return LoadError(path=str(path), line=line, code=code, reason=reason)
-
-
-def rule_error(error: LoadError) -> RuleError:
-    """Turn a LoadError into a raisable RuleError (for callers that want to fail fast)."""
-    return RuleError(error.reason, location=Location(path=error.path, line=error.line), code=error.code)

@@ -82,12 +82,6 @@ def fragments(text: str) -> list[str]:
     return out
 
 
-def best_fragment(text: str) -> str | None:
-    """The longest run of safe characters in lower-cased `text`, if at least RARE_LENGTH long."""
-    found = [f for f in fragments(text) if len(f) >= RARE_LENGTH]
-    return max(found, key=len) if found else None
-
-
 # A gate expression says which literals a match cannot do without: ("L", literal) needs that
 # literal; ("A", children) needs every child (so any one child's choice is a valid gate);
 # ("O", children) needs one of the children (so the gate is the union). None: no literal needed.
