@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from watchfloor.normalize.fields import fold_keys, lookup
 from watchfloor.normalize.shapes import flatten, system_fields
 
 Names = tuple[str, ...]
@@ -146,16 +147,9 @@ class EvalContext:
         flat = self.flat
         if name in flat:
             return True, flat[name]
-        lower_keys = self._lower_keys
-        if lower_keys is None:
-            lower_keys = {}
-            for key in flat:
-                lower_keys.setdefault(key.lower(), key)
-            self._lower_keys = lower_keys
-        original = lower_keys.get(name.lower())
-        if original is None:
-            return False, None
-        return True, flat[original]
+        if self._lower_keys is None:
+            self._lower_keys = fold_keys(flat)
+        return lookup(flat, name, folded=self._lower_keys)
 
     def _fast_lookup(self, data: dict[str, Any], name: str) -> tuple[bool, Any] | None:
         """flatten()'s answer without flattening, for its common evtx case; None: ask flatten.
