@@ -7,6 +7,7 @@ import ipaddress
 import operator
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from watchfloor.core.errors import RuleUnsupportedError
@@ -118,26 +119,28 @@ def keyword_any(patterns: Sequence[StringPattern]) -> Matcher:
     return match
 
 
+def _any_scalar(names: Names, test: Callable[[object], bool]) -> Matcher:
+    """True when the field is present and `test` holds for its value or any element of its list."""
+
+    def match(ctx: EvalContext) -> bool:
+        present, value = ctx.value(names)
+        return present and any(test(item) for item in scalars(value))
+
+    return match
+
+
 def number_eq(names: Names, number: int | float) -> Matcher:
     """Numeric equality with numbers and numeral strings; other texts compare as text."""
     as_text = str(number).lower()
 
-    def match(ctx: EvalContext) -> bool:
-        present, value = ctx.value(names)
-        if not present:
-            return False
-        for item in scalars(value):
-            parsed = to_number(item)
-            if parsed is not None:
-                if parsed == number:
-                    return True
-                continue
-            text = to_text(item)
-            if text is not None and text.lower() == as_text:
-                return True
-        return False
+    def test(item: object) -> bool:
+        parsed = to_number(item)
+        if parsed is not None:
+            return parsed == number
+        text = to_text(item)
+        return text is not None and text.lower() == as_text
 
-    return match
+    return _any_scalar(names, test)
 
 
 def is_null(names: Names) -> Matcher:
@@ -228,64 +231,49 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 def compare(names: Names, op: str, number: int | float) -> Matcher:
     if op not in _COMPARE:
         raise RuleUnsupportedError(f"unsupported comparison {op}")
-    test = _COMPARE[op]
+    compare_to = _COMPARE[op]
 
-    def match(ctx: EvalContext) -> bool:
-        present, value = ctx.value(names)
-        if not present:
-            return False
-        for item in scalars(value):
-            parsed = to_number(item)
-            if parsed is not None and test(parsed, number):
-                return True
-        return False
+    def test(item: object) -> bool:
+        parsed = to_number(item)
+        return parsed is not None and compare_to(parsed, number)
 
-    return match
+    return _any_scalar(names, test)
 
 
 def fieldref(names: Names, other: Names, starts_with: bool, ends_with: bool) -> Matcher:
     """Case-insensitive comparison of a field with another field of the same event."""
+    relation: Callable[[str, str], bool]
+    if starts_with and ends_with:
+        relation = operator.contains
+    elif starts_with:
+        relation = str.startswith
+    elif ends_with:
+        relation = str.endswith
+    else:
+        relation = operator.eq
 
     def match(ctx: EvalContext) -> bool:
-        mine = ctx.texts(names)
         theirs = ctx.texts(other)
-        for _o1, low in mine:
-            for _o2, ref in theirs:
-                if starts_with and ends_with:
-                    if ref in low:
-                        return True
-                elif starts_with:
-                    if low.startswith(ref):
-                        return True
-                elif ends_with:
-                    if low.endswith(ref):
-                        return True
-                elif low == ref:
-                    return True
-        return False
+        return any(relation(low, ref) for _o1, low in ctx.texts(names) for _o2, ref in theirs)
 
     return match
+
+
+_TIME_PARTS: dict[str, Callable[[datetime], int]] = {
+    "minute": lambda moment: moment.minute,
+    "hour": lambda moment: moment.hour,
+    "day": lambda moment: moment.day,
+    "week": lambda moment: moment.isocalendar().week,
+    "month": lambda moment: moment.month,
+    "year": lambda moment: moment.year,
+}
 
 
 def timestamp_part(names: Names, part: str, number: int | float) -> Matcher:
-    def match(ctx: EvalContext) -> bool:
-        present, value = ctx.value(names)
-        if not present:
-            return False
-        for item in scalars(value):
-            moment = to_datetime(item)
-            if moment is None:
-                continue
-            actual = {
-                "minute": moment.minute,
-                "hour": moment.hour,
-                "day": moment.day,
-                "week": moment.isocalendar().week,
-                "month": moment.month,
-                "year": moment.year,
-            }[part]
-            if actual == number:
-                return True
-        return False
+    extract = _TIME_PARTS[part]
 
-    return match
+    def test(item: object) -> bool:
+        moment = to_datetime(item)
+        return moment is not None and extract(moment) == number
+
+    return _any_scalar(names, test)
