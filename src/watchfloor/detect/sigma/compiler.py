@@ -169,6 +169,11 @@ def expand_placeholders(value: SigmaString, placeholders: Placeholders | None) -
 EVENT_ID: Names = ("EventID",)
 
 
+def parse_conditions(rule: SigmaRule) -> list[Any]:
+    """pySigma's postprocessed condition trees of a rule (each parse deep-copies: do it once per rule)."""
+    return [cond.parse() for cond in rule.detection.parsed_condition]
+
+
 class RuleCompiler:
     """Compiles one rule for one binding; field names resolve through the binding.
 
@@ -185,7 +190,11 @@ class RuleCompiler:
         return self.binding.native_names(field)
 
     def compile_rule(self, rule: SigmaRule) -> Compiled:
-        branches = [self.node(cond.parse()) for cond in rule.detection.parsed_condition]
+        return self.compile_trees(parse_conditions(rule))
+
+    def compile_trees(self, trees: Sequence[Any]) -> Compiled:
+        """Compile condition trees from parse_conditions (read only, so one parse serves every binding)."""
+        branches = [self.node(tree) for tree in trees]
         compiled = branches[0] if len(branches) == 1 else self._or(branches)
         if self.binding.conditions:
             checks = [

@@ -18,7 +18,7 @@ from sigma.rule import SigmaRule
 
 from watchfloor.core.errors import PlaceholderError, RuleError
 from watchfloor.core.types import TenantId
-from watchfloor.detect.sigma.compiler import Placeholders, RuleCompiler
+from watchfloor.detect.sigma.compiler import Placeholders, RuleCompiler, parse_conditions
 from watchfloor.detect.sigma.loader import RuleMeta, RuleSet
 from watchfloor.detect.sigma.prefilter import GateExpr, LiteralScanner, choose, gate_literals, literal_cost
 from watchfloor.detect.sigma.values import EvalContext, Matcher
@@ -166,10 +166,11 @@ class SigmaEngine:
                 f"no source provides logsource product={product} category={category} service={service}",
             )
             return
+        trees = parse_conditions(rule)
         try:
-            compiled = [self._compile_one(index, rule, meta, b, None, None) for b in bindings]
+            compiled = [self._compile_one(index, trees, meta, b, None, None) for b in bindings]
         except PlaceholderError:
-            self._compile_per_tenant(index, rule, meta, bindings)
+            self._compile_per_tenant(index, trees, meta, bindings)
             return
         except RuleError as exc:
             self._status(meta, "unsupported", exc.message)
@@ -178,14 +179,14 @@ class SigmaEngine:
         self._status(meta, "active")
 
     def _compile_per_tenant(
-        self, index: int, rule: SigmaRule, meta: RuleMeta, bindings: Sequence[Binding]
+        self, index: int, trees: list[Any], meta: RuleMeta, bindings: Sequence[Binding]
     ) -> None:
         if not self.tenants:
             self._status(meta, "placeholder", "placeholder rule: needs per-tenant values (none configured)")
         for tenant, overlay in self.tenants.items():
             try:
                 compiled = [
-                    self._compile_one(index, rule, meta, b, overlay.placeholders, tenant) for b in bindings
+                    self._compile_one(index, trees, meta, b, overlay.placeholders, tenant) for b in bindings
                 ]
             except RuleError as exc:
                 self._status(meta, "placeholder", exc.message, tenant)
@@ -196,13 +197,13 @@ class SigmaEngine:
     @staticmethod
     def _compile_one(
         index: int,
-        rule: SigmaRule,
+        trees: list[Any],
         meta: RuleMeta,
         binding: Binding,
         placeholders: Placeholders | None,
         tenant: TenantId | None,
     ) -> CompiledRule:
-        compiled = RuleCompiler(binding, placeholders).compile_rule(rule)
+        compiled = RuleCompiler(binding, placeholders).compile_trees(trees)
         return CompiledRule(
             index=index,
             meta=meta,
