@@ -9,7 +9,7 @@ rules without a gate. Rules with placeholders are compiled per tenant; tenants m
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -308,9 +308,10 @@ class SigmaEngine:
                 self._next_checkpoint += 1
                 self.regate()
         hits = self.scanner.scan(raw)
+        candidates: Collection[CompiledRule]
         if hits is None:
             stats.poisoned += 1
-            candidates: Iterable[CompiledRule] = route.everything
+            candidates = route.everything
         else:
             by_literal = route.by_literal
             picked: set[CompiledRule] = set(route.always)
@@ -320,10 +321,12 @@ class SigmaEngine:
                     picked.update(rules)
             if not picked:
                 return doc, []
-            candidates = sorted(picked, key=_index) if len(picked) > 1 else picked
+            candidates = picked
         ctx = EvalContext(doc)
         matched = [c for c in candidates if c.matcher(ctx)]
-        stats.candidates += len(picked) if hits is not None else len(route.everything)
+        if len(matched) > 1:
+            matched.sort(key=_index)  # rule order, whatever order the candidate set had
+        stats.candidates += len(candidates)
         stats.matches += len(matched)
         return doc, matched
 

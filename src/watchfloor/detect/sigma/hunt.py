@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from watchfloor.core.types import TenantId
 from watchfloor.detect.sigma.correlation import BaseMatch, CorrelationEngine, CorrelationMatch
 from watchfloor.detect.sigma.engine import CompiledRule, SigmaEngine, TenantRules
 from watchfloor.detect.sigma.loader import RuleMeta, RuleSet
-from watchfloor.detect.sigma.values import EvalContext
+from watchfloor.detect.sigma.values import EvalContext, to_datetime
 from watchfloor.normalize.logsources import LogsourceMap
 from watchfloor.normalize.readers import ReadSink, ReadStats, read_records
 from watchfloor.normalize.shapes import record_id as doc_record_id
@@ -82,8 +83,6 @@ class HuntSummary:
 
 
 def _epoch(ts: str | None) -> float:
-    from watchfloor.detect.sigma.values import to_datetime
-
     moment = to_datetime(ts) if ts is not None else None
     return moment.timestamp() if moment is not None else 0.0
 
@@ -109,9 +108,10 @@ class Hunter:
         self.correlation_meta = {m.id: m for _, m in ruleset.correlations}
         self.summary = HuntSummary()
 
-    def _correlation_match(self, corr: CorrelationMatch) -> HuntMatch:
+    def _emit(self, corr: CorrelationMatch) -> HuntMatch:
+        """A correlation match as a HuntMatch, counted in the summary."""
         meta = self.correlation_meta.get(corr.rule_id)
-        return HuntMatch(
+        match = HuntMatch(
             tenant=self.tenant,
             rule_id=corr.rule_id,
             rule_title=corr.rule_title,
@@ -127,6 +127,9 @@ class Hunter:
             group=corr.group,
             value=corr.value,
         )
+        if meta is not None:
+            self.summary.add(match, meta)
+        return match
 
     def match_record(self, record: RawRecord) -> list[HuntMatch]:
         doc, matched = self.engine.evaluate(record.raw, self.tenant)
@@ -178,13 +181,6 @@ class Hunter:
         )
         return [self._emit(c) for c in self.correlations.feed(base)]
 
-    def _emit(self, corr: CorrelationMatch) -> HuntMatch:
-        match = self._correlation_match(corr)
-        meta = self.correlation_meta.get(corr.rule_id)
-        if meta is not None:
-            self.summary.add(match, meta)
-        return match
-
     def finish(self) -> list[HuntMatch]:
         return [self._emit(c) for c in self.correlations.flush()]
 
@@ -203,6 +199,4 @@ class Hunter:
 
 
 def _iso(epoch: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
