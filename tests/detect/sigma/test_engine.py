@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -131,20 +132,18 @@ _words = st.sampled_from(
 )
 
 
+@pytest.fixture(scope="module")
+def shared_engine(tmp_path_factory: pytest.TempPathFactory) -> SigmaEngine:
+    return SigmaEngine(ruleset(tmp_path_factory.mktemp("rules")), default_logsource_map())
+
+
 @settings(max_examples=200, deadline=None)
 @given(image=st.lists(_words, max_size=5).map("".join), command=st.lists(_words, max_size=6).map("".join))
-def test_prefilter_never_changes_results(image: str, command: str) -> None:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = _ENGINE or SigmaEngine(ruleset(Path(tmp)), default_logsource_map())
+def test_prefilter_never_changes_results(shared_engine: SigmaEngine, image: str, command: str) -> None:
     raw = sysmon(image, command)
-    fast = {c.meta.id for c in engine.evaluate(raw)[1]}
-    slow = {c.meta.id for c in engine.evaluate_all(orjson.loads(raw))}
+    fast = {c.meta.id for c in shared_engine.evaluate(raw)[1]}
+    slow = {c.meta.id for c in shared_engine.evaluate_all(orjson.loads(raw))}
     assert fast == slow
-
-
-_ENGINE: SigmaEngine | None = None
 
 
 FILTER = """title: Ignore the backup service account
