@@ -172,3 +172,30 @@ def test_meta_filters_from_another_file_apply(tmp_path: Path) -> None:
 
     assert ids(engine, event("CORP\\alice")) == {"a1"}
     assert ids(engine, event("corp\\SVC_BACKUP")) == set()
+
+
+def test_a_route_first_seen_after_the_checkpoints_is_exact_then_gated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import watchfloor.detect.sigma.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "CHECKPOINTS", (4, 8, 16))
+    monkeypatch.setattr(engine_module, "CENSUS_EVERY", (1, 1, 1))
+    monkeypatch.setattr(engine_module, "LATE_REGATE_EVERY", 10)
+    engine = SigmaEngine(ruleset(tmp_path), default_logsource_map())
+    for _ in range(30):  # only logons: the process-creation route does not exist yet
+        assert ids(engine, logon("MIMIKATZ")) == {"a4"}
+    regates = engine.stats.regates
+    assert regates == 3
+    hit = sysmon("C:\\x\\powershell.exe", "powershell -enc abc")
+    miss = sysmon("C:\\x\\notepad.exe", "notepad readme.txt")
+    assert ids(engine, hit) == {"a1"}  # late route: chosen with the all-route rates
+    assert engine.stats.late_routes == 1
+    route = next(r for (_t, key), r in engine._routes.items() if key.event_id == 1)
+    assert route.ungated == 1  # its gate literals are not in the scan database: runs always, exact
+    for _ in range(20):
+        assert ids(engine, miss) == set()
+        assert ids(engine, hit) == {"a1"}
+    assert route.ungated == 0  # a later rebuild put its literals in the scan database
+    assert not route.always  # and the rule is gated again
+    assert engine.stats.regates > regates

@@ -57,7 +57,17 @@ def test_fast_path_on_inline_events() -> None:
             },
         }
     }
-    for name in ("EventID", "NewProcessName", "newprocessname", "Nested", "Empty", "Channel", "Missing"):
+    for name in (
+        "EventID",
+        "NewProcessName",
+        "newprocessname",
+        "Nested",
+        "Nested.a",
+        "a",
+        "Empty",
+        "Channel",
+        "Missing",
+    ):
         assert EvalContext(doc).value((name,)) == _slow(doc, name)
     assert EvalContext(doc).value(("EventID",)) == (True, 4688)
 

@@ -9,7 +9,7 @@ rules without a gate. Rules with placeholders are compiled per tenant; tenants m
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,16 +68,21 @@ class Route:
     everything: tuple[CompiledRule, ...]
     census: Counter[int] = field(default_factory=Counter)  # census literal id -> sampled events hit
     census_events: int = 0
+    ungated: int = 0  # rules whose chosen gate is missing from the scan database (run always)
     chosen: dict[int, frozenset[str] | None] = field(default_factory=dict)  # rule index -> gate
 
 
 # Gate choice adapts to the data: a sample of events is also scanned for every alternative literal
 # (the census), and at each checkpoint (events seen) every route re-chooses its gates by observed
-# hit rates (the prior weighs PRIOR_WEIGHT events) and the scan database is rebuilt. The census
-# samples every CENSUS_EVERY[i]-th event before checkpoint i and stops after the last one.
+# hit rates and the scan database is rebuilt. A route's prior is the hit rate observed over every
+# route (itself with a prior of literal_cost), weighing PRIOR_WEIGHT events. The census samples
+# every CENSUS_EVERY[i]-th event before checkpoint i and stops after the last one. A route first
+# seen later chooses with the all-route rates; rules whose chosen literals are not in the scan
+# database yet run ungated until the next rebuild, checked every LATE_REGATE_EVERY events.
 CHECKPOINTS = (2_000, 20_000, 200_000)
 CENSUS_EVERY = (2, 8, 64)
 PRIOR_WEIGHT = 20.0
+LATE_REGATE_EVERY = 500_000
 # A gate expected to hit nearly every event filters nothing and costs a scan callback: run the
 # rule without one instead.
 USELESS_GATE = 0.9
@@ -95,6 +100,7 @@ def useful_gate(expr: GateExpr, cost: Any) -> frozenset[str] | None:
 @dataclass(slots=True)
 class EngineStats:
     regates: int = 0
+    late_routes: int = 0
     events: int = 0
     unrouted: int = 0
     poisoned: int = 0
@@ -128,10 +134,12 @@ class SigmaEngine:
             static |= useful_gate(compiled.gate, literal_cost) or set()
         self.census_scanner = LiteralScanner.build(everything, poison=False)
         self._census_ids = {lit: i for i, lit in enumerate(self.census_scanner.literals)}
-        self._static_literals = frozenset(static)
+        self._census_all: Counter[int] = Counter()  # over every route's sampled events
+        self._census_all_events = 0
         self.scanner = LiteralScanner.build(static)
         self._literal_ids = {lit: i for i, lit in enumerate(self.scanner.literals)}
         self._next_checkpoint = 0
+        self._late_check = CHECKPOINTS[-1] + LATE_REGATE_EVERY
 
     # -- compilation -------------------------------------------------------------------------
     def _all_compiled(self) -> Iterable[CompiledRule]:
@@ -234,7 +242,9 @@ class SigmaEngine:
                 chosen[compiled.index] = compiled
         rules = tuple(sorted(chosen.values(), key=lambda c: c.index))
         route = Route({}, (), rules)
-        self._choose_gates(route, literal_cost)
+        if self.stats.regates:
+            self.stats.late_routes += 1
+        self._choose_gates(route, self._all_routes_cost())
         self._index_route(route)
         self._routes[route_key] = route
         return route
@@ -246,13 +256,18 @@ class SigmaEngine:
         """Map scan-database literal ids to the route's rules (after a choice or a rebuild)."""
         by_literal: dict[int, list[CompiledRule]] = {}
         always: list[CompiledRule] = []
+        ids = self._literal_ids
+        route.ungated = 0
         for compiled in route.everything:
             gate = route.chosen.get(compiled.index)
+            if gate is not None and not all(literal in ids for literal in gate):
+                route.ungated += 1  # chosen after the last rebuild: exact without a gate until the next
+                gate = None
             if gate is None:
                 always.append(compiled)
                 continue
             for literal in gate:
-                by_literal.setdefault(self._literal_ids[literal], []).append(compiled)
+                by_literal.setdefault(ids[literal], []).append(compiled)
         route.by_literal = {k: tuple(v) for k, v in by_literal.items()}
         route.always = tuple(always)
 
@@ -262,20 +277,37 @@ class SigmaEngine:
             return
         route.census_events += 1
         route.census.update(hits)
+        self._census_all_events += 1
+        self._census_all.update(hits)
+
+    def _all_routes_cost(self) -> Callable[[str], float]:
+        """Hit rate of a literal over every route's sampled events (literal_cost before any)."""
+        ids, census, events = self._census_ids, self._census_all, self._census_all_events
+        if events == 0:
+            return literal_cost
+
+        def observed_all(literal: str) -> float:
+            hits = census.get(ids[literal], 0)
+            return (hits + PRIOR_WEIGHT * literal_cost(literal)) / (events + PRIOR_WEIGHT)
+
+        return observed_all
 
     def regate(self) -> None:
-        """Re-choose every route's gates by observed literal hit rates; rebuild the scan database."""
+        """Re-choose every route's gates by observed literal hit rates; rebuild the scan database
+        with exactly the literals some route's gates need."""
         ids = self._census_ids
-        wanted: set[str] = set(self._static_literals)
+        prior = self._all_routes_cost()
+        wanted: set[str] = set()
         for route in self._routes.values():
             if route.census_events == 0:
+                self._choose_gates(route, prior)
                 wanted |= {lit for gate in route.chosen.values() for lit in gate or ()}
                 continue
             census, events = route.census, route.census_events
 
             def observed(literal: str, census: Counter[int] = census, events: int = events) -> float:
                 hits = census.get(ids[literal], 0)
-                return (hits + PRIOR_WEIGHT * literal_cost(literal)) / (events + PRIOR_WEIGHT)
+                return (hits + PRIOR_WEIGHT * prior(literal)) / (events + PRIOR_WEIGHT)
 
             self._choose_gates(route, observed)
             wanted |= {lit for gate in route.chosen.values() for lit in gate or ()}
@@ -306,6 +338,10 @@ class SigmaEngine:
                 self._census(route, raw)
             if stats.events >= CHECKPOINTS[self._next_checkpoint]:
                 self._next_checkpoint += 1
+                self.regate()
+        elif stats.events >= self._late_check:
+            self._late_check += LATE_REGATE_EVERY
+            if any(r.ungated for r in self._routes.values()):
                 self.regate()
         hits = self.scanner.scan(raw)
         candidates: Collection[CompiledRule]

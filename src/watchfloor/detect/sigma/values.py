@@ -23,7 +23,7 @@ Pair = tuple[str, str]  # (original text, lower-cased text)
 _NUMERIC_RE = re.compile(r"\s*[+-]?\d+(?:\.\d+)?\s*")
 _EMPTY: tuple[Pair, ...] = ()
 _MISSING = object()
-_SCALAR_TYPES = (str, int, float, bool)
+_PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
 def to_text(value: object) -> str | None:
@@ -119,7 +119,12 @@ class EvalContext:
         if type(event) is dict and "UserData" not in event and "ProcessingErrorData" not in event:
             data = event.get("EventData")
             system = event.get("System")
-            if type(data) is dict and type(system) is dict:
+            if (
+                type(data) is dict
+                and type(system) is dict
+                and "Data" not in data
+                and "#attributes" not in data
+            ):
                 self._event_data = data
                 self._system_raw = system
         self._plain: bool | None = None
@@ -154,28 +159,33 @@ class EvalContext:
     def _fast_lookup(self, data: dict[str, Any], name: str) -> tuple[bool, Any] | None:
         """flatten()'s answer without flattening, for its common evtx case; None: ask flatten.
 
-        The common case (EventData a plain dict of scalars without `Data`/`#attributes`, no
-        UserData): flatten is the System fields updated by EventData, EventID kept from System, and
-        `System.<name>` for names in both. tests/detect/sigma/test_values.py checks this lookup
-        against flatten() for every field of every event in the corpus.
+        The common case (EventData a dict without `Data`/`#attributes`, no UserData): flatten is the
+        System fields updated by EventData's scalar fields, EventID kept from System, and
+        `System.<name>` for names in both; a name absent from both is absent when EventData holds
+        scalars only (nested values could flatten to any name). tests/detect/sigma/test_values.py
+        checks this lookup against flatten() for every field of every event in the corpus.
         """
-        plain = self._plain
-        if plain is None:
-            plain = self._plain = (
-                "Data" not in data
-                and "#attributes" not in data
-                and all(v is None or isinstance(v, _SCALAR_TYPES) for v in data.values())
-            )
-        if not plain:
-            return None
-        if name != "EventID" and name in data:
-            return True, data[name]
+        if name == "EventID":
+            assert self._system_raw is not None
+            eid = self._system_raw.get("EventID")
+            if type(eid) is int:  # flatten keeps an int System EventID as is, whatever EventData holds
+                return True, eid
+        else:
+            value = data.get(name, _MISSING)
+            if value is not _MISSING:
+                # A scalar named field is flattened as is, whatever its siblings are.
+                return (True, value) if type(value) in _PLAIN_TYPES else None
         system = self._system
         if system is None:
             assert self._system_raw is not None
             system = self._system = system_fields(self._system_raw)
         if name in system:
             return True, system[name]
+        plain = self._plain
+        if plain is None:  # nested siblings could flatten to this name: only plain data says "absent"
+            plain = self._plain = _PLAIN_TYPES.issuperset(map(type, data.values()))
+        if not plain:
+            return None
         lowered = self._fast_lower
         if lowered is None:
             lowered = self._fast_lower = {k.lower() for k in data} | {k.lower() for k in system}
