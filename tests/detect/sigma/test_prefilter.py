@@ -21,6 +21,7 @@ from watchfloor.detect.sigma.prefilter import (
     gate_literals,
     gate_or,
     gate_text,
+    is_safe_char,
     json_escape,
     literal_cost,
 )
@@ -51,6 +52,33 @@ def test_case_poison_list_is_complete() -> None:
     assert found == set(CASE_POISON)
 
 
+def test_safe_non_ascii_characters_occur_in_lowered_text_only_where_they_occur_in_the_text() -> None:
+    """The scanner matches non-ASCII gate characters byte for byte: no character may lower() or
+    re-IGNORECASE-match into a safe one except itself."""
+    for code in range(0x80, 0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        for produced in char.lower() + char.upper():
+            if produced != char and produced > "~":
+                assert not is_safe_char(produced), (hex(code), produced)
+    duck = re.compile("\U0001f986", re.IGNORECASE)
+    assert is_safe_char("\U0001f986")
+    assert [hex(c) for c in range(0x80, 0x10000) if duck.fullmatch(chr(c))] == []
+    assert not is_safe_char("\u0430")  # Cyrillic a: its upper case lowers to it
+    assert fragments("x\U0001f986y \u041f\u0440\u0438") == ["x\U0001f986y "]
+
+
+def test_non_ascii_literals_are_scanned_as_utf8_and_their_escapes_poison() -> None:
+    scanner = LiteralScanner.build(["\U0001f986", "\u202e"])
+    duck, rtlo = scanner.literals.index("\U0001f986"), scanner.literals.index("\u202e")
+    assert scanner.scan(orjson.dumps({"v": "a\U0001f986b"})) == {duck}
+    assert scanner.scan(orjson.dumps({"v": "\u202eexe.txt"})) == {rtlo}
+    assert scanner.scan(b'{"v": "a\\ud83e\\udd86b"}') is None  # ASCII-only JSON: poisoned, exact path
+    assert scanner.scan(b'{"v": "\\u202Eexe"}') is None
+    assert scanner.scan(orjson.dumps({"v": "plain"})) == set()
+
+
 def test_literals_a_float_text_could_hold_never_gate() -> None:
     assert gate_text("1.5") is None
     assert gate_text("1e+16") is None
@@ -69,10 +97,14 @@ def test_every_substring_of_a_float_text_is_recognised(number: float, data: st.D
     assert could_be_in_float_text(text[start:end])
 
 
-def test_best_fragment_keeps_longest_printable_ascii_run() -> None:
-    assert best_fragment("Microsoft\u00ae Windows\u00ae Operating System") == " operating system"
+def test_best_fragment_keeps_longest_run_of_safe_characters() -> None:
+    # caseless non-ASCII characters (the registered sign) stay in; case-bound ones split
+    assert best_fragment("Microsoft\u00ae Windows\u00ae Operating System") == (
+        "microsoft\u00ae windows\u00ae operating system"
+    )
+    assert best_fragment("\u0421ertutil") == "ertutil"  # Cyrillic Es
     assert best_fragment("ab") is None
-    assert best_fragment("\u2013enc") == "enc"
+    assert best_fragment("\u2013enc") == "\u2013enc"  # the en dash is caseless
     assert best_fragment("a\tbcd") == "bcd"
 
 

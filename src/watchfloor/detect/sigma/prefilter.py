@@ -18,6 +18,7 @@ hold inside it (could_be_in_float_text). A poisoned event runs every rule of its
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -62,8 +63,43 @@ POISON_ID_BASE = 1 << 30
 
 
 def is_safe_char(char: str) -> bool:
-    """Characters a gate literal may contain: printable ASCII (the scanner folds ASCII case only)."""
-    return " " <= char <= "~"
+    """Characters a gate literal may contain: printable ASCII (the scanner folds ASCII case only),
+    and caseless non-ASCII characters (emoji, most symbols and marks), which match only themselves."""
+    if " " <= char <= "~":
+        return True
+    return char > "~" and char not in _case_bound() and not "\ud800" <= char <= "\udfff"
+
+
+@functools.cache
+def _case_bound() -> frozenset[str]:
+    """Non-ASCII characters that case mapping ties to another character: changed by lower() or
+    upper(), or produced by another character's lower() or upper() (~2,900 of them). A character
+    outside this set occurs in x.lower() only where it occurs in x."""
+    bound: set[str] = set()
+    for code in range(0x80, 0x110000):
+        char = chr(code)
+        lower, upper = char.lower(), char.upper()
+        if lower != char or upper != char:
+            bound.add(char)
+            bound.update(c for c in lower + upper if c > "~")
+    return frozenset(bound)
+
+
+def escape_poison(literals: Iterable[str]) -> list[bytes]:
+    """Poison for the non-ASCII characters of gate literals: their JSON \\u escapes (a surrogate
+    pair beyond the BMP), which a producer writing ASCII-only JSON uses instead of UTF-8."""
+    out: set[bytes] = set()
+    for literal in literals:
+        for char in literal:
+            if char <= "~":
+                continue
+            code = ord(char)
+            if code <= 0xFFFF:
+                out.add(b"\\u%04x" % code)
+            else:
+                code -= 0x10000
+                out.add(b"\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)))
+    return sorted(out)
 
 
 def fragments(text: str) -> list[str]:
@@ -156,7 +192,7 @@ def choose(expr: GateExpr, cost: Callable[[str], float]) -> tuple[frozenset[str]
 
 def json_escape(literal: str) -> bytes:
     """The literal as it appears inside a JSON string written with the short escapes."""
-    return literal.replace("\\", "\\\\").replace('"', '\\"').encode("ascii")
+    return literal.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8")
 
 
 # Commonness of a literal: lower is rarer. Length is the main signal; substrings of these very
@@ -206,9 +242,10 @@ _COMMON = (
 
 def literal_cost(literal: str) -> float:
     """Prior estimate of the chance that an event contains `literal` (before any is observed)."""
-    if len(literal) < RARE_LENGTH:
+    size = len(literal.encode("utf-8"))  # an emoji is as rare as four ASCII characters
+    if size < RARE_LENGTH:
         return 1.0
-    cost = min(1.0, 4.0 / (len(literal) ** 2))
+    cost = min(1.0, 4.0 / (size**2))
     if any(literal in common for common in _COMMON):
         cost = max(cost, 0.5)
     return cost
@@ -229,8 +266,9 @@ class LiteralScanner:
         expressions = [json_escape(lit) for lit in ordered]
         ids = list(range(len(ordered)))
         if poison:
-            expressions.extend(POISON_LITERALS)
-            ids.extend(POISON_ID_BASE + i for i in range(len(POISON_LITERALS)))
+            poisons = [*POISON_LITERALS, *escape_poison(ordered)]
+            expressions.extend(poisons)
+            ids.extend(POISON_ID_BASE + i for i in range(len(poisons)))
         if expressions:
             db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             db.compile(
