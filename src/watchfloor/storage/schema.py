@@ -1,0 +1,159 @@
+"""The tables (SQLAlchemy Core). Changing one needs a new migration in `migrations/versions/`.
+
+`tests/storage/test_database.py` checks that these definitions and the migrated database agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from watchfloor.storage.columns import BigId, Json, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+VERTICALS = ("healthcare", "legal", "manufacturing", "other")
+TENANT_STATUSES = ("active", "retired")
+ASSET_KINDS = ("host", "user")
+CRITICALITIES = ("low", "medium", "high", "critical")
+RULE_LEVELS = ("informational", "low", "medium", "high", "critical")
+HASH_SCHEMES = ("sha256", "hmac-sha256")
+DEAD_LETTER_STATUSES = ("pending", "replayed")
+
+TENANT_ID_LENGTH = 63
+TOKEN_ID_LENGTH = 8
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+def _tenant_fk() -> Column[str]:
+    return Column("tenant_id", String(TENANT_ID_LENGTH), ForeignKey("tenants.id"), nullable=False)
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(TENANT_ID_LENGTH), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("vertical", String(32), nullable=False),
+    Column("tier", String(64), nullable=False),
+    Column("contacts", Json, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime, nullable=True),
+    CheckConstraint(_one_of("vertical", VERTICALS), name="vertical"),
+    CheckConstraint(_one_of("status", TENANT_STATUSES), name="status"),
+)
+
+assets = Table(
+    "assets",
+    metadata,
+    _tenant_fk(),
+    Column("kind", String(8), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("criticality", String(16), nullable=False),
+    Column("attributes", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "kind", "name"),
+    CheckConstraint(_one_of("kind", ASSET_KINDS), name="kind"),
+    CheckConstraint(_one_of("criticality", CRITICALITIES), name="criticality"),
+)
+
+intake_tokens = Table(
+    "intake_tokens",
+    metadata,
+    Column("id", String(TOKEN_ID_LENGTH), primary_key=True),
+    _tenant_fk(),
+    Column("description", Text, nullable=False),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("hash_scheme", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    CheckConstraint(_one_of("hash_scheme", HASH_SCHEMES), name="hash_scheme"),
+    Index(None, "tenant_id"),
+)
+
+detections = Table(
+    "detections",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _tenant_fk(),
+    Column("rule_id", Text, nullable=False),
+    Column("rule_version", String(64), nullable=False),
+    Column("rule_title", Text, nullable=False),
+    Column("rule_level", String(16), nullable=False),
+    Column("event_key", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("record_id", Text, nullable=True),
+    Column("event_time", UTCDateTime, nullable=True),
+    Column("matched_at", UTCDateTime, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+    Column("event", Json, nullable=False),
+    Column("tags", Json, nullable=False),
+    CheckConstraint(_one_of("rule_level", RULE_LEVELS), name="rule_level"),
+    UniqueConstraint("tenant_id", "rule_id", "event_key"),
+    Index(None, "tenant_id", "matched_at"),
+    Index(None, "tenant_id", "event_time"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _tenant_fk(),
+    Column("source", Text, nullable=False),
+    Column("line", Integer, nullable=True),
+    Column("record_id", BigInteger, nullable=True),
+    Column("offset", BigInteger, nullable=True),
+    Column("code", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("raw_length", BigInteger, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("replayed_at", UTCDateTime, nullable=True),
+    CheckConstraint(_one_of("status", DEAD_LETTER_STATUSES), name="status"),
+    Index(None, "tenant_id", "status", "id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(64), nullable=False),
+    # No foreign key: the audit trail outlives whatever it describes.
+    Column("tenant_id", String(TENANT_ID_LENGTH), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", Text, nullable=False),
+    Column("details", Json, nullable=False),
+    Index(None, "tenant_id", "id"),
+)
