@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 
@@ -74,8 +75,12 @@ def test_non_ascii_literals_are_scanned_as_utf8_and_their_escapes_poison() -> No
     duck, rtlo = scanner.literals.index("\U0001f986"), scanner.literals.index("\u202e")
     assert scanner.scan(orjson.dumps({"v": "a\U0001f986b"})) == {duck}
     assert scanner.scan(orjson.dumps({"v": "\u202eexe.txt"})) == {rtlo}
-    assert scanner.scan(b'{"v": "a\\ud83e\\udd86b"}') is None  # ASCII-only JSON: poisoned, exact path
-    assert scanner.scan(b'{"v": "\\u202Eexe"}') is None
+    # an ASCII-only writer's escapes (either hex case) are the same literal
+    assert scanner.scan(json.dumps({"v": "a\U0001f986b"}).encode()) == {duck}
+    assert scanner.scan(b'{"v": "\\u202Eexe"}') == {rtlo}
+    assert scanner.scan(json.dumps({"v": "\u00ae"}).encode()) == set()  # other escapes: no hit, no poison
+    # a line mixing raw non-ASCII with an escape of a gate character: poisoned, exact path
+    assert scanner.scan(b'{"a": "\xc3\xa9", "v": "\\ud83e\\udd86"}') is None
     assert scanner.scan(orjson.dumps({"v": "plain"})) == set()
 
 

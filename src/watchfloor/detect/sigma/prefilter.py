@@ -85,21 +85,18 @@ def _case_bound() -> frozenset[str]:
     return frozenset(bound)
 
 
+def _u_escape(char: str) -> bytes:
+    """JSON's \\u escape of a non-ASCII character (a surrogate pair beyond the BMP)."""
+    code = ord(char)
+    if code <= 0xFFFF:
+        return b"\\u%04x" % code
+    code -= 0x10000
+    return b"\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
+
+
 def escape_poison(literals: Iterable[str]) -> list[bytes]:
-    """Poison for the non-ASCII characters of gate literals: their JSON \\u escapes (a surrogate
-    pair beyond the BMP), which a producer writing ASCII-only JSON uses instead of UTF-8."""
-    out: set[bytes] = set()
-    for literal in literals:
-        for char in literal:
-            if char <= "~":
-                continue
-            code = ord(char)
-            if code <= 0xFFFF:
-                out.add(b"\\u%04x" % code)
-            else:
-                code -= 0x10000
-                out.add(b"\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)))
-    return sorted(out)
+    """The JSON \\u escapes of the non-ASCII characters of gate literals (see LiteralScanner)."""
+    return sorted({_u_escape(char) for literal in literals for char in literal if char > "~"})
 
 
 def fragments(text: str) -> list[str]:
@@ -195,6 +192,13 @@ def json_escape(literal: str) -> bytes:
     return literal.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8")
 
 
+def json_escape_ascii(literal: str) -> bytes:
+    """The literal as an ASCII-only JSON writer (Python's json.dumps) writes it: non-ASCII
+    characters as \\u escapes."""
+    escaped = literal.replace("\\", "\\\\").replace('"', '\\"')
+    return b"".join(_u_escape(c) if c > "~" else c.encode("ascii") for c in escaped)
+
+
 # Commonness of a literal: lower is rarer. Length is the main signal; substrings of these very
 # common Windows strings are penalised so an AND prefers a rarer sibling.
 _COMMON = (
@@ -251,10 +255,18 @@ def literal_cost(literal: str) -> float:
     return cost
 
 
+ESCAPE_ID_BASE = 1 << 29
+
+
 @dataclass(slots=True)
 class LiteralScanner:
     """One compiled hyperscan database: the gate literals (ids 0..n-1) and, unless `poison` is off,
-    the poison literals (ids from POISON_ID_BASE)."""
+    the poison literals (ids from POISON_ID_BASE).
+
+    A literal with non-ASCII characters is searched in both forms a JSON writer uses: raw UTF-8
+    (orjson, serde_json, Go) and all-\\u-escaped (an ASCII-only writer). A line written all in one
+    form is scanned exactly. A line that mixes them (non-ASCII bytes beside an escape of a gate
+    character, ids from ESCAPE_ID_BASE) is poisoned."""
 
     literals: tuple[str, ...]
     _db: hyperscan.Database | None = None
@@ -265,10 +277,16 @@ class LiteralScanner:
         scanner = cls(literals=ordered)
         expressions = [json_escape(lit) for lit in ordered]
         ids = list(range(len(ordered)))
+        for ident, literal in enumerate(ordered):
+            if not literal.isascii():
+                expressions.append(json_escape_ascii(literal))
+                ids.append(ident)
         if poison:
-            poisons = [*POISON_LITERALS, *escape_poison(ordered)]
-            expressions.extend(poisons)
-            ids.extend(POISON_ID_BASE + i for i in range(len(poisons)))
+            expressions.extend(POISON_LITERALS)
+            ids.extend(POISON_ID_BASE + i for i in range(len(POISON_LITERALS)))
+            escapes = escape_poison(ordered)
+            expressions.extend(escapes)
+            ids.extend(ESCAPE_ID_BASE + i for i in range(len(escapes)))
         if expressions:
             db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             db.compile(
@@ -286,8 +304,10 @@ class LiteralScanner:
         hits: set[int] = set()
         if self._db is not None:
             self._db.scan(raw, match_event_handler=_collect, context=hits)
-            if hits and max(hits) >= POISON_ID_BASE:
-                return None
+            if hits and max(hits) >= ESCAPE_ID_BASE:
+                if max(hits) >= POISON_ID_BASE or not raw.isascii():
+                    return None
+                return {hit for hit in hits if hit < ESCAPE_ID_BASE}
         return hits
 
 
