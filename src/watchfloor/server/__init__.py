@@ -1,0 +1,1 @@
+"""`watchfloor serve`: the whole service in one process (intake, pipeline, storage, operations)."""

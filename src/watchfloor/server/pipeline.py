@@ -1,0 +1,253 @@
+"""The detection stage of the service: `ingest.raw` -> parse -> engine -> stored detections.
+
+At-least-once from the bus, exactly-once in effect: a batch is fetched, every event is evaluated, the
+detections are written with INSERT ... ON CONFLICT DO NOTHING on (tenant, rule, event key), dead
+letters are written, and only then is the batch acked. A crash anywhere before the ack redelivers the
+batch; the unique key makes the replay harmless. The event key is stable for the same event: the
+source host, channel and record id where the event has one, else a digest of its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from watchfloor.bus.api import Bus, Message
+from watchfloor.core.errors import InputError
+from watchfloor.core.types import RuleId, TenantId
+from watchfloor.detect.sigma.engine import CompiledRule, SigmaEngine
+from watchfloor.detect.sigma.loader import RuleMeta
+from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, from_message
+from watchfloor.normalize.shapes import record_id as doc_record_id
+from watchfloor.normalize.shapes import timestamp as doc_timestamp
+from watchfloor.storage.database import Database
+from watchfloor.storage.detections import NewDetection
+
+log = logging.getLogger(__name__)
+
+DURABLE = "detect"
+TextToDoc = Callable[[bytes, datetime], dict[str, Any] | None]
+
+
+def _text_doc(body: bytes, received_at: datetime) -> dict[str, Any] | None:
+    """A text event as a JSON document: the message, and the receive time (the fallback converter)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return {"message": text, "@timestamp": received_at.astimezone(UTC).isoformat()}
+
+
+@dataclass(slots=True)
+class StageCounters:
+    """received / sent / errors / discarded per tenant, as every pipeline component reports them."""
+
+    received: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    detections: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    duplicates: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    dead_letters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    batches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    envelope: Envelope
+    doc: Mapping[str, Any]
+    raw: bytes
+
+
+def rule_versions(metas: Iterable[RuleMeta]) -> dict[str, str]:
+    """rule id -> the first 12 hex digits of SHA-256 of its file (the version stored with detections)."""
+    out: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for meta in metas:
+        if meta.path not in digests:
+            try:
+                digests[meta.path] = hashlib.sha256(Path(meta.path).read_bytes()).hexdigest()[:12]
+            except OSError:
+                digests[meta.path] = "unknown"
+        out[meta.id] = digests[meta.path]
+    return out
+
+
+def event_key(env: Envelope, doc: Mapping[str, Any], raw: bytes) -> tuple[str, str | None]:
+    """(stable event key, record id): host/channel/record for records that carry one, else a digest."""
+    rid = doc_record_id(doc)
+    if rid is not None:
+        event = doc.get("Event")
+        system = event.get("System") if isinstance(event, dict) else None
+        if isinstance(system, dict):
+            where = f"{system.get('Computer', '')}/{system.get('Channel', '')}"
+        else:
+            where = env.source
+        return f"{where}#{rid}", str(rid)
+    return f"{env.source}#sha256:{hashlib.sha256(raw).hexdigest()[:32]}", None
+
+
+class DetectionWorker:
+    """Consumes `ingest.raw`, runs the engine, stores detections and dead letters, then acks."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        db: Database,
+        engine: SigmaEngine,
+        *,
+        versions: Mapping[str, str],
+        text_to_doc: TextToDoc = _text_doc,
+        batch_size: int = 512,
+        clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
+    ) -> None:
+        self.bus = bus
+        self.db = db
+        self.engine = engine
+        self.versions = dict(versions)
+        self.text_to_doc = text_to_doc
+        self.batch_size = batch_size
+        self.clock = clock
+        self.counters = StageCounters()
+        self.consumer = bus.consumer(SUBJECT_RAW, DURABLE)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # the engine is single-threaded
+
+    # -- one batch ---------------------------------------------------------------------------
+    def run_once(self, timeout_seconds: float = 0.5) -> int:
+        """Fetch, process and ack one batch; returns how many messages it handled."""
+        messages = self.consumer.fetch(self.batch_size, timeout_seconds)
+        if not messages:
+            return 0
+        with self._lock:
+            try:
+                self._process(messages)
+            except Exception:  # one bad event must not block the stream: find it, dead-letter it
+                log.exception("detection batch failed; retrying its %d events one by one", len(messages))
+                self._one_by_one(messages)
+        self.consumer.ack_many(messages)
+        self.counters.batches += 1
+        return len(messages)
+
+    def _process(self, messages: list[Message]) -> None:
+        found: dict[TenantId, list[NewDetection]] = defaultdict(list)
+        now = self.clock()
+        for message in messages:
+            parsed = self._parse(message)
+            if parsed is None:
+                continue
+            env = parsed.envelope
+            self.counters.received[env.tenant] += 1
+            doc, matched = self.engine.evaluate(parsed.raw, env.tenant, parsed.doc)
+            if matched:
+                found[env.tenant].extend(self._detections(parsed, doc, matched, now))
+        for tenant, rows in found.items():
+            new = self.db.detections.insert_many(tenant, rows)
+            self.counters.detections[tenant] += new
+            self.counters.duplicates[tenant] += len(rows) - new
+
+    def _one_by_one(self, messages: list[Message]) -> None:
+        """Each event alone; one that still fails is dead-lettered (storage errors propagate: the batch
+        is then redelivered, not acked)."""
+        for message in messages:
+            try:
+                self._process([message])
+            except Exception as exc:  # noqa: BLE001 - recorded with its type, never silently dropped
+                error = InputError(
+                    f"pipeline failed on this event: {type(exc).__name__}", code="pipeline.failed"
+                )
+                self._dead(
+                    message.tenant, message.headers.get("wf-source", "?"), error, message.payload, None
+                )
+
+    def _parse(self, message: Message) -> _Parsed | None:
+        try:
+            env = from_message(message)
+        except InputError as exc:
+            self._dead(
+                message.tenant, f"bus:{message.subject}#{message.sequence}", exc, message.payload, None
+            )
+            return None
+        if env.format == "json":
+            try:
+                doc = orjson.loads(env.body)
+            except orjson.JSONDecodeError as exc:
+                self._dead(
+                    env.tenant,
+                    env.source,
+                    InputError(f"not JSON: {exc}", code="json.malformed"),
+                    env.body,
+                    env.offset,
+                )
+                return None
+            if not isinstance(doc, dict):
+                error = InputError(
+                    f"a JSON {type(doc).__name__} is not an event object", code="json.not_object"
+                )
+                self._dead(env.tenant, env.source, error, env.body, env.offset)
+                return None
+            return _Parsed(env, doc, env.body)
+        converted = self.text_to_doc(env.body, env.received_at)
+        if converted is None:
+            error = InputError("text event could not be normalized", code="text.unparseable")
+            self._dead(env.tenant, env.source, error, env.body, env.offset)
+            return None
+        return _Parsed(env, converted, orjson.dumps(converted))
+
+    def _detections(
+        self, parsed: _Parsed, doc: Mapping[str, Any], matched: list[CompiledRule], now: datetime
+    ) -> Iterable[NewDetection]:
+        key, rid = event_key(parsed.envelope, doc, parsed.raw)
+        when = doc_timestamp(doc)
+        event_time = datetime.fromisoformat(when) if when else None
+        for compiled in matched:
+            meta = compiled.meta
+            yield NewDetection(
+                rule_id=RuleId(meta.id),
+                rule_version=self.versions.get(meta.id, "unknown"),
+                rule_title=meta.title,
+                rule_level=meta.level,
+                event_key=key,
+                source=parsed.envelope.source,
+                record_id=rid,
+                event_time=event_time,
+                matched_at=now,
+                event=doc,
+                tags=meta.tags,
+            )
+
+    def _dead(self, tenant: TenantId, source: str, exc: InputError, raw: bytes, offset: str | None) -> None:
+        self.counters.dead_letters[tenant] += 1
+        self.db.dead_letters.add(
+            tenant,
+            source=source,
+            code=exc.code,
+            message=exc.message if offset is None else f"{offset}: {exc.message}",
+            raw=raw,
+            received_at=self.clock(),
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="watchfloor-detect", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # e.g. the database is down: the batch is redelivered; keep the stage alive
+                log.exception("detection batch not stored; it will be redelivered")
+                self._stop.wait(1.0)
+
+    def stop(self, timeout_seconds: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_seconds)
