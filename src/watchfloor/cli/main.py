@@ -22,6 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from watchfloor.cli import admin
 from watchfloor.cli.demo import demo
 from watchfloor.cli.output import CsvWriter, JsonlWriter, MatchWriter, TableWriter, summary_table
 from watchfloor.core.errors import WatchfloorError
@@ -46,6 +47,7 @@ app.add_typer(rules_app, name="rules")
 app.command(help="Generate a small business's Windows telemetry with attacks and hunt it (no data needed).")(
     demo
 )
+admin.register(app)
 err = Console(stderr=True)
 
 

@@ -247,6 +247,17 @@ class DetectionWorker:
                 log.exception("detection batch not stored; it will be redelivered")
                 self._stop.wait(1.0)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def drain(self, timeout_seconds: float = 0.05) -> int:
+        """Process until the subject is empty (for `watchfloor ingest` and tests); returns events handled."""
+        total = 0
+        while handled := self.run_once(timeout_seconds):
+            total += handled
+        return total
+
     def stop(self, timeout_seconds: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:

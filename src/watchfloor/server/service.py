@@ -1,0 +1,213 @@
+"""One process, every stage: the system of record, the spool, the detection stage, HTTP and syslog intake.
+
+`Service(settings)` opens everything under `settings.data_dir`; `app` is the FastAPI application
+(intake + operations endpoints); `start()`/`stop()` run the background stage and the syslog listeners.
+`run(settings)` serves it with uvicorn until interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from watchfloor.bus import SpoolBus, SpoolConfig
+from watchfloor.core.types import TenantId
+from watchfloor.detect.sigma.engine import SigmaEngine
+from watchfloor.detect.sigma.loader import RuleSet, load_rules
+from watchfloor.ingest import metrics as intake_metrics
+from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope
+from watchfloor.ingest.http import IntakeSettings, build_intake_router
+from watchfloor.ingest.syslog import SyslogParseError, parse_syslog
+from watchfloor.ingest.syslog_server import Peer, SyslogTcpServer, SyslogUdpServer, Transport
+from watchfloor.normalize.logsources import content_dir, default_logsource_map
+from watchfloor.server.pipeline import DetectionWorker, rule_versions
+from watchfloor.server.settings import ServeSettings
+from watchfloor.storage import Database
+
+log = logging.getLogger(__name__)
+
+
+def load_service_rules(paths: Iterable[Path]) -> RuleSet:
+    """The operator's rule paths, or the project's own content/rules when none are configured."""
+    chosen = list(paths) or [content_dir() / "rules"]
+    return load_rules(chosen)
+
+
+class _PipelineCollector(Collector):
+    """The detection stage's counters and the spool's backlog, per tenant, for /metrics."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterable[Metric]:
+        counters = self.service.worker.counters
+        families = (
+            ("watchfloor_detect_received", "events the detection stage evaluated", counters.received),
+            ("watchfloor_detect_detections", "new detections stored", counters.detections),
+            ("watchfloor_detect_duplicates", "detections already stored (replays)", counters.duplicates),
+            ("watchfloor_detect_dead_letters", "events dead-lettered by the pipeline", counters.dead_letters),
+        )
+        for name, doc, values in families:
+            family = CounterMetricFamily(name, doc, labels=["tenant"])
+            for tenant, value in sorted(values.items()):
+                family.add_metric([tenant], value)
+            yield family
+        stats = self.service.bus.stats()
+        backlog = GaugeMetricFamily(
+            "watchfloor_spool_pending_messages", "messages not yet acked", labels=["subject", "consumer"]
+        )
+        for (subject, durable), consumer in sorted(stats.consumers.items()):
+            backlog.add_metric([subject, durable], consumer.pending)
+        yield backlog
+
+
+class Service:
+    """The service's parts, opened from settings."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        pepper = settings.token_pepper.get_secret_value().encode() if settings.token_pepper else None
+        self.db = Database.open(settings.resolved_database_url, token_pepper=pepper)
+        config = SpoolConfig(max_bytes=settings.spool_max_bytes, min_free_bytes=settings.spool_min_free_bytes)
+        self.bus = SpoolBus(settings.data_dir / "spool", config)
+        self.rules = load_service_rules(settings.rules)
+        self.engine = SigmaEngine(self.rules, default_logsource_map())
+        self.worker = DetectionWorker(
+            self.bus,
+            self.db,
+            self.engine,
+            versions=rule_versions(m for _, m in self.rules.rules),
+            batch_size=settings.detect_batch_size,
+        )
+        self.registry = CollectorRegistry()
+        self.registry.register(_PipelineCollector(self))
+        self._syslog: list[SyslogUdpServer | SyslogTcpServer] = []
+        self.syslog_ports: dict[str, int] = {}
+        self.app = self._build_app()
+
+    # -- HTTP --------------------------------------------------------------------------------
+    def _build_app(self) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            self.start()
+            await self.start_syslog()
+            try:
+                yield
+            finally:
+                await self.stop_syslog()
+                self.stop()
+
+        app = FastAPI(title="Watchfloor", lifespan=lifespan)
+        intake = IntakeSettings(
+            max_request_bytes=self.settings.max_request_bytes, max_event_bytes=self.settings.max_event_bytes
+        )
+        app.include_router(build_intake_router(self.bus, self.db, intake))
+
+        @app.get("/healthz")
+        def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @app.get("/readyz")
+        def readyz(response: Response) -> dict[str, object]:
+            checks = self.readiness()
+            if not all(checks.values()):
+                response.status_code = 503
+            return {"ready": all(checks.values()), "checks": checks}
+
+        @app.get("/metrics")
+        def metrics() -> Response:
+            body = generate_latest(intake_metrics.REGISTRY) + generate_latest(self.registry)
+            return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+        return app
+
+    def readiness(self) -> dict[str, bool]:
+        try:
+            self.db.tenants.list()
+            database = True
+        except Exception:  # noqa: BLE001 - readiness reports, never raises
+            database = False
+        return {
+            "database": database,
+            "spool": self.bus.pressure(SUBJECT_RAW).level != "full",
+            "detect_stage": self.worker.alive,
+        }
+
+    # -- syslog ------------------------------------------------------------------------------
+    async def _on_frame(self, frame: bytes, peer: Peer, transport: Transport) -> None:
+        tenant = await asyncio.to_thread(self._syslog_tenant, frame)
+        if tenant is None:
+            intake_metrics.REJECTED.labels(tenant="-", protocol="syslog", reason="no_tenant").inc()
+            log.warning("syslog frame from %s:%s has no tenant (no listener tenant, no token)", *peer[:2])
+            return
+        env = Envelope(
+            tenant=tenant,
+            source=f"syslog:{transport}:{peer[0]}",
+            format="syslog",
+            body=frame,
+            received_at=datetime.now(tz=UTC),
+        )
+        await asyncio.to_thread(self.bus.publish_batch, SUBJECT_RAW, [env.to_publish()])
+        intake_metrics.ACCEPTED.labels(tenant=tenant, protocol="syslog").inc()
+
+    def _syslog_tenant(self, frame: bytes) -> TenantId | None:
+        """The listener's tenant, else an intake token in an RFC 5424 SD element (`[wf token="..."]`)."""
+        if self.settings.syslog_tenant:
+            return TenantId(self.settings.syslog_tenant)
+        try:
+            message = parse_syslog(frame, received_at=datetime.now(tz=UTC))
+        except SyslogParseError:
+            return None
+        for params in message.structured_data.values():
+            token = params.get("token")
+            if token:
+                return self.db.tokens.resolve(token)
+        return None
+
+    async def start_syslog(self) -> None:
+        host = self.settings.syslog_host
+        if self.settings.syslog_udp_port is not None:
+            udp = SyslogUdpServer(self._on_frame)
+            self.syslog_ports["udp"] = await udp.start(host, self.settings.syslog_udp_port)
+            self._syslog.append(udp)
+        if self.settings.syslog_tcp_port is not None:
+            tcp = SyslogTcpServer(self._on_frame)
+            self.syslog_ports["tcp"] = await tcp.start(host, self.settings.syslog_tcp_port)
+            self._syslog.append(tcp)
+
+    async def stop_syslog(self) -> None:
+        for server in self._syslog:
+            await server.stop()
+        self._syslog.clear()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.bus.close()
+        self.db.close()
+
+
+def run(settings: ServeSettings) -> None:
+    """Serve until interrupted (Ctrl-C / SIGTERM), then close everything cleanly."""
+    service = Service(settings)
+    try:
+        uvicorn.run(service.app, host=settings.host, port=settings.port, log_level="info")
+    finally:
+        service.close()

@@ -1,0 +1,73 @@
+"""Service configuration: defaults < config file (YAML) < `WATCHFLOOR_*` environment < command line.
+
+Names carry their units (`*_seconds`, `*_bytes`). Secrets (`token_pepper`) are never logged or printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from watchfloor.core.errors import ConfigError
+
+
+def default_data_dir() -> Path:
+    """The user's data folder: $XDG_DATA_HOME/watchfloor, else ~/.local/share/watchfloor."""
+    base = os.environ.get("XDG_DATA_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "share") / "watchfloor"
+
+
+class ServeSettings(BaseSettings):
+    """Everything `watchfloor serve` needs; every field also reads `WATCHFLOOR_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="WATCHFLOOR_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None  # default: sqlite:///<data_dir>/watchfloor.db
+    host: str = "127.0.0.1"
+    port: int = 8088
+    rules: list[Path] = Field(default_factory=list)  # default: the project's content/rules
+    syslog_host: str = "127.0.0.1"
+    syslog_udp_port: int | None = None
+    syslog_tcp_port: int | None = None
+    syslog_tenant: str | None = None  # the tenant a syslog listener's senders belong to
+    token_pepper: SecretStr | None = None
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_event_bytes: int = 1024 * 1024
+    spool_max_bytes: int | None = None
+    spool_min_free_bytes: int = 256 * 1024 * 1024
+    detect_batch_size: int = 512
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'watchfloor.db'}"
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> ServeSettings:
+        """Defaults, then the YAML file, then the environment, then `overrides` (None values ignored)."""
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            try:
+                loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                msg = f"cannot read configuration {config_file}: {exc}"
+                raise ConfigError(msg) from exc
+            if not isinstance(loaded, dict):
+                msg = f"configuration {config_file} must be a mapping of setting names to values"
+                raise ConfigError(msg)
+            values.update(loaded)
+        env_prefix = "WATCHFLOOR_"
+        for name in cls.model_fields:
+            if f"{env_prefix}{name.upper()}" in os.environ:
+                values.pop(name, None)  # the environment wins over the file
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            msg = f"invalid configuration: {exc}"
+            raise ConfigError(msg) from exc
