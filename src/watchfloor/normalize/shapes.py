@@ -34,6 +34,12 @@ event of a 50k events/s loop):
    also `name`/`key` with `value`/`boolValue`/`multiValue`...) also expose `<list key>.<n>` = v, first
    pair wins (M365 `ExtendedProperties.RequestType`, Google `parameters.SETTING_NAME`).
 
+5. Only when none of the above matched (so no earlier classification changed): docs from `normalize.text`
+   (`cef` -> product = device vendor slug, channel "cef"; `auditd` -> linux/auditd; `syslog` + `message` ->
+   linux/<service of the program, else auth for facility auth/authpriv, else syslog>), Suricata EVE JSON
+   (`event_type` + `src_ip`/`dest_ip`/`flow_id` -> suricata/<event_type>) and Zeek JSON logs (`_path`, or
+   `ts` + `uid`/`id.orig_h` and each log's own fields -> zeek/<log>). They flatten as cloud shapes do.
+
 Below `MAX_DEPTH` levels a container keeps only its leaf list. `flatten` never raises on JSON-like input.
 """
 
@@ -188,7 +194,7 @@ def _classify_cloud(doc: Mapping[str, Any]) -> SourceKey | None:
         return _cloud_key("github", "audit")
     if isinstance(low.get("repository"), dict):
         return _cloud_key("github", "webhook")
-    return None
+    return _classify_text_network(low)
 
 
 def _azure_channel(low: Mapping[str, Any]) -> str | None:
@@ -213,6 +219,76 @@ def _azure_channel(low: Mapping[str, Any]) -> str | None:
     if not folded or folded in _ACTIVITY_CATEGORIES:
         return "activitylogs"
     return folded
+
+
+# -- text records (normalize.text) and network sensors ------------------------------------------------
+# Tried only after every shape above has said no, so adding them changed no earlier classification.
+# fmt: off
+_LINUX_PROGRAMS: Final = {
+    "sshd": "sshd", "sshd-session": "sshd", "sudo": "sudo", "cron": "cron", "crond": "cron",
+    "anacron": "cron", "crontab": "cron", "vsftpd": "vsftpd", "clamd": "clamav", "freshclam": "clamav",
+    "clamav": "clamav", "clamscan": "clamav", "guacd": "guacamole", "guacamole": "guacamole",
+    **dict.fromkeys(("su", "login", "pkexec", "polkitd", "systemd-logind", "unix_chkpwd", "passwd",
+                     "chpasswd", "chage", "useradd", "userdel", "usermod", "groupadd", "groupdel",
+                     "groupmod", "gpasswd", "gdm-password", "lightdm", "sssd", "sshd-auth"), "auth"),
+}
+_AUTH_FACILITIES: Final = frozenset((4, 10))
+_VENDOR_ALIASES: Final = {"paloaltonetworks": "paloalto", "checkpoint": "checkpoint", "ciscosystems": "cisco"}
+_ZEEK_FIELD_PATHS: Final = (
+    ("dns", ("qtype_name", "rcode_name", "trans_id", "query")), ("http", ("trans_depth", "status_code")),
+    ("conn", ("conn_state", "missed_bytes")), ("dce_rpc", ("endpoint", "named_pipe")),
+    ("smb_files", ("times.modified", "times", "prev_name")), ("smb_mapping", ("share_type",)),
+    ("kerberos", ("request_type", "till")), ("ntlm", ("domainname", "server_nb_computer_name")),
+    ("rdp", ("cookie", "security_protocol")), ("ssh", ("auth_success", "auth_attempts")),
+    ("ssl", ("server_name", "ssl_history", "established")), ("dhcp", ("assigned_addr", "lease_time")),
+    ("notice", ("note",)), ("weird", ("addl",)), ("files", ("fuid",)),
+)
+# fmt: on
+
+
+def _classify_text_network(low: Mapping[str, Any]) -> SourceKey | None:
+    """Docs from `normalize.text` (CEF, auditd, syslog), Zeek JSON logs and Suricata EVE JSON."""
+    cef = low.get("cef")
+    if isinstance(cef, dict) and "device_vendor" in cef and "signature_id" in cef:
+        vendor = cef.get("device_vendor")
+        slug = "".join(c for c in vendor.lower() if c.isalnum()) if isinstance(vendor, str) else ""
+        return _cloud_key(_VENDOR_ALIASES.get(slug, slug or "cef"), "cef")
+    auditd = low.get("auditd")
+    if isinstance(auditd, dict) and "sequence" in auditd and "type" in low:
+        return _cloud_key("linux", "auditd")
+    syslog = low.get("syslog")
+    if isinstance(syslog, dict) and "message" in low:
+        program = syslog.get("appname")
+        service = _LINUX_PROGRAMS.get(program.lower()) if isinstance(program, str) else None
+        if service is None:
+            service = "auth" if syslog.get("facility") in _AUTH_FACILITIES else "syslog"
+        return _cloud_key("linux", service)
+    event_type = low.get("event_type")
+    if (
+        isinstance(event_type, str)
+        and event_type
+        and ("src_ip" in low or "flow_id" in low or "dest_ip" in low)
+    ):
+        return _cloud_key("suricata", event_type)
+    return _zeek_key(low)
+
+
+def _zeek_key(low: Mapping[str, Any]) -> SourceKey | None:
+    path = low.get("_path")
+    if isinstance(path, str) and path and ("ts" in low or "_write_ts" in low):
+        return _cloud_key("zeek", path)
+    ident = low.get("id")
+    has_id = "id.orig_h" in low or (isinstance(ident, dict) and "orig_h" in ident)
+    if "ts" not in low or not (has_id or "uid" in low or "fuid" in low or "certificate.serial" in low):
+        if "ts" in low and isinstance(low.get("certificate"), dict):
+            return _cloud_key("zeek", "x509")
+        return None
+    if "certificate.serial" in low or isinstance(low.get("certificate"), dict):
+        return _cloud_key("zeek", "x509")
+    for name, keys in _ZEEK_FIELD_PATHS:
+        if any(key in low for key in keys):
+            return _cloud_key("zeek", name)
+    return _cloud_key("zeek", "conn" if "proto" in low and has_id else "unknown")
 
 
 # -- flatten ---------------------------------------------------------------------------------------
