@@ -25,6 +25,7 @@ from rich.progress import (
 from watchfloor.cli import admin
 from watchfloor.cli.demo import demo
 from watchfloor.cli.output import CsvWriter, JsonlWriter, MatchWriter, TableWriter, summary_table
+from watchfloor.cli.search import search_app
 from watchfloor.core.errors import WatchfloorError
 from watchfloor.core.types import TenantId, tenant_id
 from watchfloor.detect.sigma.engine import TenantRules
@@ -48,6 +49,7 @@ app.command(help="Generate a small business's Windows telemetry with attacks and
     demo
 )
 admin.register(app)
+app.add_typer(search_app)  # `search` and `retrohunt` as top-level commands
 err = Console(stderr=True)
 
 

@@ -29,6 +29,7 @@ from watchfloor.detect.sigma.loader import RuleMeta
 from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, from_message
 from watchfloor.normalize.shapes import record_id as doc_record_id
 from watchfloor.normalize.shapes import timestamp as doc_timestamp
+from watchfloor.normalize.text import text_to_doc
 from watchfloor.storage.database import Database
 from watchfloor.storage.detections import NewDetection
 
@@ -39,7 +40,11 @@ TextToDoc = Callable[[bytes, datetime], dict[str, Any] | None]
 
 
 def _text_doc(body: bytes, received_at: datetime) -> dict[str, Any] | None:
-    """A text event as a JSON document: the message, and the receive time (the fallback converter)."""
+    """A text event as a JSON document: syslog (RFC 5424/3164, CEF, sshd, sudo, auditd) as the
+    classifier knows it; any other UTF-8 line as its message and receive time."""
+    doc = text_to_doc(body, received_at=received_at)
+    if doc is not None:
+        return doc
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
