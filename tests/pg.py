@@ -161,8 +161,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_cluster() -> PgServer:
-    """initdb + pg_ctl start a private cluster on a Unix socket in a new temporary directory."""
+def start_cluster(*, durable: bool = False) -> PgServer:
+    """initdb + pg_ctl start a private cluster on a Unix socket in a new temporary directory. Tests run
+    it without fsync (fast, throwaway); `durable=True` keeps PostgreSQL's defaults (for benchmarks)."""
     binaries = find_pg_binaries()
     if binaries is None:
         msg = (
@@ -187,11 +188,9 @@ def start_cluster() -> PgServer:
             cwd=base,
             what="initdb",
         )
-        options = (
-            f"-c listen_addresses='' -k {shlex.quote(str(base))} -p {port} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=32MB "
-            "-c max_connections=200"
-        )
+        options = f"-c listen_addresses='' -k {shlex.quote(str(base))} -p {port} -c max_connections=200 "
+        if not durable:
+            options += "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=32MB"
         _run(
             _command(
                 prefix,

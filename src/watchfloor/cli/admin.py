@@ -7,6 +7,7 @@ Every command opens the system of record named by `--database-url` / `--data-dir
 
 from __future__ import annotations
 
+import gc
 import getpass
 import os
 import shutil
@@ -352,6 +353,7 @@ def _pipeline(settings: ServeSettings, db: Database, spool_dir: Path) -> tuple[S
     bus = SpoolBus(spool_dir)
     engine = SigmaEngine(rules, default_logsource_map())
     worker = DetectionWorker(bus, db, engine, versions=rule_versions(m for _, m in rules.rules))
+    gc.freeze()  # the compiled rules outlive the run: keep them out of every collection
     return bus, worker
 
 

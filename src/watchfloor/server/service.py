@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -90,6 +91,7 @@ class Service:
             versions=rule_versions(m for _, m in self.rules.rules),
             batch_size=settings.detect_batch_size,
         )
+        gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         self.registry = CollectorRegistry()
         self.registry.register(_PipelineCollector(self))
         self._syslog: list[SyslogUdpServer | SyslogTcpServer] = []
