@@ -96,3 +96,41 @@ def test_syslog_over_udp_and_tcp_reaches_the_pipeline(running: Running) -> None:
     worker = running.service.worker
     assert wait_for(lambda: worker.counters.received.get("clinic", 0) >= 2)
     assert worker.counters.dead_letters.get("clinic", 0) == 0
+
+
+def test_disk_full_refuses_new_data_and_keeps_what_is_stored(tmp_path: Path) -> None:
+    """Free space below the spool's floor: HEC answers 503 with Retry-After; nothing stored is touched."""
+    db_url = f"sqlite:///{tmp_path / 'wf.db'}"
+    body = b"\n".join(orjson.dumps({"event": office_macro_event(r)}) for r in range(1, 6))
+    token = ""
+    for floor in (0, 2**62):  # a normal disk, then one "full" (the floor exceeds any free space)
+        port = free_port()
+        settings = ServeSettings.load(
+            None, data_dir=tmp_path / "data", database_url=db_url, port=port, spool_min_free_bytes=floor
+        )
+        service = Service(settings)
+        if not token:
+            service.db.tenants.create(
+                "clinic", name="Clinic", vertical="healthcare", tier="standard", actor="t"
+            )
+            token = service.db.tokens.create("clinic", description="x", actor="t").plaintext  # type: ignore[arg-type]
+        server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            assert wait_for(lambda server=server: server.started)
+            url = f"http://127.0.0.1:{port}/services/collector/event"
+            response = httpx.post(url, content=body, headers={"Authorization": f"Splunk {token}"})
+            if floor == 0:
+                assert response.status_code == 200
+                assert wait_for(lambda s=service: s.db.detections.count("clinic") == 5)  # type: ignore[arg-type]
+            else:
+                assert response.status_code == 503
+                assert int(response.headers["Retry-After"]) >= 1
+                assert response.json()["code"] == 9  # HEC "server is busy"
+                assert service.db.detections.count("clinic") == 5  # type: ignore[arg-type]
+                assert service.bus.stats().subjects["ingest.raw"].messages == 5
+        finally:
+            server.should_exit = True
+            thread.join(15)
+            service.close()
