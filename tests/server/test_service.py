@@ -14,8 +14,11 @@ import pytest
 import uvicorn
 
 from tests.server.test_crash import free_port, office_macro_event
+from watchfloor.api import hash_admin_token
 from watchfloor.server.service import Service
 from watchfloor.server.settings import ServeSettings
+
+ADMIN_TOKEN = "operator-token-for-tests-0123456789"
 
 
 class Running:
@@ -32,6 +35,7 @@ def running(tmp_path: Path, db_url: str) -> Iterator[Running]:
         data_dir=tmp_path / "data",
         database_url=db_url,
         port=port,
+        admin_token_sha256=hash_admin_token(ADMIN_TOKEN),
         syslog_udp_port=0,
         syslog_tcp_port=0,
         syslog_tenant="clinic",
@@ -134,3 +138,40 @@ def test_disk_full_refuses_new_data_and_keeps_what_is_stored(tmp_path: Path) -> 
             server.should_exit = True
             thread.join(15)
             service.close()
+
+
+def test_admin_api_creates_a_tenant_and_replays_dead_letters_through_the_running_stage(
+    running: Running,
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Watchfloor-Actor": "dana"}
+    created = httpx.post(
+        f"{running.url}/api/v1/tenants",
+        json={"id": "lawfirm", "name": "Law Firm", "vertical": "legal", "tier": "premium"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    token = httpx.post(
+        f"{running.url}/api/v1/tenants/lawfirm/tokens", json={"description": "fluent-bit"}, headers=admin
+    ).json()["plaintext"]
+    sent = httpx.post(
+        f"{running.url}/api/v1/ingest/ndjson",
+        content=b"{broken\n",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert sent.status_code in (200, 207, 400), sent.text
+    letters = httpx.get(f"{running.url}/api/v1/tenants/lawfirm/dead-letters", headers=admin).json()
+    assert len(letters) == 1
+    replay = httpx.post(
+        f"{running.url}/api/v1/tenants/lawfirm/dead-letters/replay",
+        json={"ids": [letters[0]["id"]]},
+        headers=admin,
+    )
+    assert replay.status_code == 202, replay.text
+    worker = running.service.worker
+    assert wait_for(lambda: worker.counters.dead_letters.get("lawfirm", 0) == 1)  # still broken: dead again
+    assert (
+        httpx.get(
+            f"{running.url}/api/v1/tenants/clinic/dead-letters", headers={"Authorization": "Bearer wrong"}
+        ).status_code
+        == 401
+    )

@@ -500,10 +500,22 @@ def deadletter_replay(
         err.print(", ".join(f"{k}: {v}" for k, v in summary.items()))
 
 
+def admin_token() -> None:
+    """Mint an operator token for the /api/v1 admin API: the token is printed once; configure the server with
+    its SHA-256 only (WATCHFLOOR_ADMIN_TOKEN_SHA256 or `admin_token_sha256` in the config file)."""
+    from watchfloor.api import new_admin_token
+
+    plaintext, digest = new_admin_token()
+    err.print("operator token (copy it now, it is not stored anywhere):")
+    typer.echo(plaintext)
+    err.print(f"server setting: WATCHFLOOR_ADMIN_TOKEN_SHA256={digest}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the service commands to the `watchfloor` app."""
     app.command(help="Run the service: intake, detection and storage, on the embedded defaults.")(serve)
     app.command(help="Run files through the pipeline for a tenant (stored like network intake).")(ingest)
+    app.command("admin-token", help="Mint an operator token for the admin API (shown once).")(admin_token)
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(token_app, name="token")
     app.add_typer(asset_app, name="asset")

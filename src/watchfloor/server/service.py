@@ -21,12 +21,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from watchfloor.api import build_api_router
 from watchfloor.bus import SpoolBus, SpoolConfig
 from watchfloor.core.types import TenantId
 from watchfloor.detect.sigma.engine import SigmaEngine
 from watchfloor.detect.sigma.loader import RuleSet, load_rules
 from watchfloor.ingest import metrics as intake_metrics
-from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope
+from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, EventFormat
 from watchfloor.ingest.http import IntakeSettings, build_intake_router
 from watchfloor.ingest.syslog import SyslogParseError, parse_syslog
 from watchfloor.ingest.syslog_server import Peer, SyslogTcpServer, SyslogUdpServer, Transport
@@ -115,6 +116,14 @@ class Service:
             max_request_bytes=self.settings.max_request_bytes, max_event_bytes=self.settings.max_event_bytes
         )
         app.include_router(build_intake_router(self.bus, self.db, intake))
+        app.include_router(
+            build_api_router(
+                self.db,
+                archive_root=self.settings.resolved_archive_dir,
+                admin_token_sha256=self.settings.admin_token_sha256,
+                replay=self.replay_dead_letters,
+            )
+        )
 
         @app.get("/healthz")
         def healthz() -> dict[str, str]:
@@ -133,6 +142,32 @@ class Service:
             return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
         return app
+
+    def replay_dead_letters(self, tenant: TenantId, ids: list[int]) -> dict[str, object]:
+        """The admin API's replay hook: the stored bytes go back on the spool for the running stage
+        (the API marks them replayed once this returns)."""
+        wanted = set(ids)
+        envelopes = []
+        for letter in self.db.dead_letters.list(tenant, limit=100_000):
+            if letter.id not in wanted:
+                continue
+            raw = self.db.dead_letters.get_raw(tenant, letter.id)
+            if raw is None:
+                continue
+            fmt: EventFormat = "json" if raw.lstrip()[:1] in (b"{", b"[") else "text"
+            envelopes.append(
+                Envelope(
+                    tenant=tenant,
+                    source=letter.source,
+                    format=fmt,
+                    body=raw,
+                    received_at=datetime.now(tz=UTC),
+                    offset=f"dead letter {letter.id}",
+                )
+            )
+        if envelopes:
+            self.bus.publish_batch(SUBJECT_RAW, [e.to_publish() for e in envelopes])
+        return {"published": len(envelopes)}
 
     def readiness(self) -> dict[str, bool]:
         try:

@@ -37,11 +37,17 @@ class ServeSettings(BaseSettings):
     syslog_tcp_port: int | None = None
     syslog_tenant: str | None = None  # the tenant a syslog listener's senders belong to
     token_pepper: SecretStr | None = None
+    admin_token_sha256: str | None = None  # SHA-256 hex of the operator API token; None: /api/v1 answers 503
+    archive_dir: Path | None = None  # default: <data_dir>/archive
     max_request_bytes: int = 16 * 1024 * 1024
     max_event_bytes: int = 1024 * 1024
     spool_max_bytes: int | None = None
     spool_min_free_bytes: int = 256 * 1024 * 1024
     detect_batch_size: int = 512
+
+    @property
+    def resolved_archive_dir(self) -> Path:
+        return self.archive_dir or self.data_dir / "archive"
 
     @property
     def resolved_database_url(self) -> str:
