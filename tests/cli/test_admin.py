@@ -102,3 +102,52 @@ def test_ingest_refuses_an_unknown_tenant(where: list[str], tmp_path: Path) -> N
     result = runner.invoke(app, ["ingest", str(path), "--tenant", "nobody", *where])
     assert result.exit_code == 2
     assert "no tenant" in result.output
+
+
+OWN_RULE = """title: Any logon to the file server (the law firm's own rule)
+id: 00000000-0000-4000-8000-00000000f001
+author: Law Firm IT
+level: low
+logsource: {product: windows, service: security}
+detection:
+  sel:
+    EventID: 4624
+    Computer|startswith: 'FS01'
+  condition: sel
+"""
+
+
+def test_per_tenant_overlays_from_the_config_file(where: list[str], tmp_path: Path) -> None:
+    own = tmp_path / "lawfirm-rules"
+    own.mkdir()
+    (own / "fs01.yml").write_text(OWN_RULE, encoding="utf-8")
+    config = tmp_path / "watchfloor.yml"
+    config.write_text(
+        "tenant_rules:\n"
+        f"  lawfirm:\n    extra: ['{own}']\n"
+        "  clinic:\n    disabled: ['c45587b3-d755-43e0-9540-74b8d14186ca']\n",
+        encoding="utf-8",
+    )
+    for tenant in ("lawfirm", "clinic"):
+        run("tenant", "create", tenant, "--name", tenant.title(), *where)
+    events, _truth = generate_windows_events(
+        seed=3, hosts=4, hours=3, start=datetime(2026, 11, 3, 8, tzinfo=UTC)
+    )
+    path = tmp_path / "events.jsonl"
+    write_jsonl(events, path)
+    for tenant in ("lawfirm", "clinic"):
+        run("ingest", str(path), "--tenant", tenant, "--config", str(config), *where)
+    db = Database.open(f"sqlite:///{tmp_path / 'wf.db'}")
+    try:
+        by_tenant = {
+            t: {d.rule_id for d in db.detections.list(t, limit=100_000)}  # type: ignore[arg-type]
+            for t in ("lawfirm", "clinic")
+        }
+    finally:
+        db.close()
+    own_id = "00000000-0000-4000-8000-00000000f001"
+    office = "c45587b3-d755-43e0-9540-74b8d14186ca"
+    assert own_id in by_tenant["lawfirm"]
+    assert own_id not in by_tenant["clinic"]
+    assert office in by_tenant["lawfirm"]  # the sample day has the Office macro attack
+    assert office not in by_tenant["clinic"]  # switched off for the clinic

@@ -25,11 +25,9 @@ from rich.table import Table
 
 from watchfloor.bus import SpoolBus
 from watchfloor.core.types import TenantId, tenant_id
-from watchfloor.detect.sigma.engine import SigmaEngine
 from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, EventFormat
-from watchfloor.normalize.logsources import default_logsource_map
 from watchfloor.normalize.readers import MemoryDeadLetters, ReadStats, read_records
-from watchfloor.server.pipeline import DetectionWorker, rule_versions
+from watchfloor.server.pipeline import DetectionWorker
 from watchfloor.server.settings import ServeSettings
 from watchfloor.storage import Contact, Database
 
@@ -347,12 +345,11 @@ def asset_remove(
 
 # -- ingest and dead letters -----------------------------------------------------------------------
 def _pipeline(settings: ServeSettings, db: Database, spool_dir: Path) -> tuple[SpoolBus, DetectionWorker]:
-    from watchfloor.server.service import load_service_rules
+    from watchfloor.server.service import build_engine
 
-    rules = load_service_rules(settings.rules)
+    engine, _rules, versions = build_engine(settings)
     bus = SpoolBus(spool_dir)
-    engine = SigmaEngine(rules, default_logsource_map())
-    worker = DetectionWorker(bus, db, engine, versions=rule_versions(m for _, m in rules.rules))
+    worker = DetectionWorker(bus, db, engine, versions=versions)
     gc.freeze()  # the compiled rules outlive the run: keep them out of every collection
     return bus, worker
 

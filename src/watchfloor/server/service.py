@@ -23,8 +23,9 @@ from prometheus_client.registry import Collector
 
 from watchfloor.api import build_api_router
 from watchfloor.bus import SpoolBus, SpoolConfig
-from watchfloor.core.types import TenantId
-from watchfloor.detect.sigma.engine import SigmaEngine
+from watchfloor.core.errors import ConfigError
+from watchfloor.core.types import TenantId, tenant_id
+from watchfloor.detect.sigma.engine import SigmaEngine, TenantRules
 from watchfloor.detect.sigma.loader import RuleSet, load_rules
 from watchfloor.ingest import metrics as intake_metrics
 from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, EventFormat
@@ -43,6 +44,28 @@ def load_service_rules(paths: Iterable[Path]) -> RuleSet:
     """The operator's rule paths, or the project's own content/rules when none are configured."""
     chosen = list(paths) or [content_dir() / "rules"]
     return load_rules(chosen)
+
+
+def build_engine(settings: ServeSettings) -> tuple[SigmaEngine, RuleSet, dict[str, str]]:
+    """The engine for the base rules and every tenant's overlay; rule versions for stored detections.
+    Rule files that do not load are a configuration error (path:line and reason), not a silent skip."""
+    base = load_service_rules(settings.rules)
+    overlays: dict[TenantId, TenantRules] = {}
+    metas = [m for _, m in base.rules]
+    problems = [str(e) for e in base.errors]
+    for name, overlay in settings.tenant_rules.items():
+        extra = load_rules(overlay.extra) if overlay.extra else RuleSet()
+        problems.extend(str(e) for e in extra.errors)
+        metas.extend(m for _, m in extra.rules)
+        overlays[tenant_id(name)] = TenantRules(
+            placeholders=overlay.placeholders, disabled=frozenset(overlay.disabled), extra=tuple(extra.rules)
+        )
+    if problems:
+        shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        msg = f"{len(problems)} rule files did not load: {shown}"
+        raise ConfigError(msg)
+    engine = SigmaEngine(base, default_logsource_map(), tenants=overlays)
+    return engine, base, rule_versions(metas)
 
 
 class _PipelineCollector(Collector):
@@ -83,14 +106,9 @@ class Service:
         self.db = Database.open(settings.resolved_database_url, token_pepper=pepper)
         config = SpoolConfig(max_bytes=settings.spool_max_bytes, min_free_bytes=settings.spool_min_free_bytes)
         self.bus = SpoolBus(settings.data_dir / "spool", config)
-        self.rules = load_service_rules(settings.rules)
-        self.engine = SigmaEngine(self.rules, default_logsource_map())
+        self.engine, self.rules, versions = build_engine(settings)
         self.worker = DetectionWorker(
-            self.bus,
-            self.db,
-            self.engine,
-            versions=rule_versions(m for _, m in self.rules.rules),
-            batch_size=settings.detect_batch_size,
+            self.bus, self.db, self.engine, versions=versions, batch_size=settings.detect_batch_size
         )
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         self.registry = CollectorRegistry()

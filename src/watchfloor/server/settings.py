@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from watchfloor.core.errors import ConfigError
@@ -20,6 +20,16 @@ def default_data_dir() -> Path:
     """The user's data folder: $XDG_DATA_HOME/watchfloor, else ~/.local/share/watchfloor."""
     base = os.environ.get("XDG_DATA_HOME")
     return (Path(base) if base else Path.home() / ".local" / "share") / "watchfloor"
+
+
+class TenantRulesSettings(BaseModel):
+    """A tenant's overlay on the base rules: its own rule files, rule ids switched off, placeholder values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    extra: list[Path] = Field(default_factory=list)
+    disabled: list[str] = Field(default_factory=list)
+    placeholders: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class ServeSettings(BaseSettings):
@@ -32,6 +42,7 @@ class ServeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8088
     rules: list[Path] = Field(default_factory=list)  # default: the project's content/rules
+    tenant_rules: dict[str, TenantRulesSettings] = Field(default_factory=dict)  # tenant id -> overlay
     syslog_host: str = "127.0.0.1"
     syslog_udp_port: int | None = None
     syslog_tcp_port: int | None = None

@@ -226,3 +226,31 @@ def test_a_route_first_seen_after_the_checkpoints_is_exact_then_gated(
     assert route.ungated == 0  # a later rebuild put its literals in the scan database
     assert not route.always  # and the rule is gated again
     assert engine.stats.regates > regates
+
+
+EXTRA = """title: Imaging app spawning a shell, a rule of the clinic
+id: 00000000-0000-4000-8000-0000000000e1
+author: Clinic IT
+level: high
+logsource: {product: windows, category: process_creation}
+detection:
+  sel:
+    Image|endswith: '\\\\cmd.exe'
+    CommandLine|contains: 'pacs-export'
+  condition: sel
+"""
+
+
+def test_a_tenants_own_rules_fire_for_that_tenant_only(tmp_path: Path) -> None:
+    path = tmp_path / "clinic.yml"
+    path.write_text(EXTRA, encoding="utf-8")
+    extra = load_rules([path], cache_dir=False)
+    assert not extra.errors
+    tenants = {TenantId("clinic"): TenantRules(extra=tuple(extra.rules)), TenantId("lawfirm"): TenantRules()}
+    engine = SigmaEngine(ruleset(tmp_path), default_logsource_map(), tenants=tenants)
+    event = sysmon("C:\\Windows\\System32\\cmd.exe", "cmd /c pacs-export.bat")
+    assert ids(engine, event, "clinic") == {"e1"}
+    assert ids(engine, event, "lawfirm") == set()
+    assert ids(engine, event) == set()
+    statuses = [s for s in engine.statuses if s.rule_id.endswith("e1")]
+    assert [(s.status, s.tenant) for s in statuses] == [("active", "clinic")]

@@ -29,10 +29,12 @@ from watchfloor.normalize.shapes import classify
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TenantRules:
-    """A tenant's overlay on the base rule set."""
+    """A tenant's overlay on the base rule set: placeholder values, rules switched off (by id), and
+    rules of its own (`extra`, evaluated for this tenant only)."""
 
     placeholders: Placeholders = field(default_factory=dict)
     disabled: frozenset[str] = frozenset()
+    extra: tuple[tuple[SigmaRule, RuleMeta], ...] = ()
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -127,6 +129,11 @@ class SigmaEngine:
         self._routes: dict[tuple[TenantId | None, SourceKey], Route] = {}
         for index, (rule, meta) in enumerate(ruleset.rules):
             self._compile(index, rule, meta)
+        next_index = len(ruleset.rules)
+        for tenant, overlay in self.tenants.items():
+            for rule, meta in overlay.extra:
+                self._compile_extra(next_index, rule, meta, tenant, overlay)
+                next_index += 1
         everything: set[str] = set()
         static: set[str] = set()
         for compiled in self._all_compiled():
@@ -201,6 +208,27 @@ class SigmaEngine:
                 continue
             self._tenant_rules[tenant].extend(compiled)
             self._status(meta, "active", "", tenant)
+
+    def _compile_extra(
+        self, index: int, rule: SigmaRule, meta: RuleMeta, tenant: TenantId, overlay: TenantRules
+    ) -> None:
+        """One of a tenant's own rules, compiled for that tenant only."""
+        bindings = self._bindings(rule)
+        if not bindings:
+            product, category, service = meta.logsource
+            reason = f"no source provides logsource product={product} category={category} service={service}"
+            self._status(meta, "no_source", reason, tenant)
+            return
+        trees = parse_conditions(rule)
+        try:
+            compiled = [
+                self._compile_one(index, trees, meta, b, overlay.placeholders, tenant) for b in bindings
+            ]
+        except RuleError as exc:
+            self._status(meta, "unsupported", exc.message, tenant)
+            return
+        self._tenant_rules[tenant].extend(compiled)
+        self._status(meta, "active", "", tenant)
 
     @staticmethod
     def _compile_one(
