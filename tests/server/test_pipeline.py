@@ -12,22 +12,50 @@ import pytest
 from watchfloor.bus import SpoolBus
 from watchfloor.core.types import TenantId
 from watchfloor.detect.sigma.engine import SigmaEngine
-from watchfloor.detect.sigma.loader import load_rules
+from watchfloor.detect.sigma.loader import RuleSet, load_rules
 from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope
 from watchfloor.normalize.logsources import content_dir, default_logsource_map
 from watchfloor.samples.windows import generate_windows_events
 from watchfloor.server.pipeline import DetectionWorker, rule_versions
+from watchfloor.server.service import correlation_engine
 from watchfloor.storage import Database
 
 CLINIC, LAWFIRM = TenantId("clinic"), TenantId("lawfirm")
 START = datetime(2026, 11, 2, 8, tzinfo=UTC)
+BRUTE_FORCE = "288c074b-724f-4b0f-bda9-543a8cebe5c5"  # content/rules: a correlation (event_count) rule
 
 
 @pytest.fixture(scope="module")
-def engine_and_versions() -> tuple[SigmaEngine, dict[str, str]]:
+def content_rules() -> RuleSet:
     rules = load_rules([content_dir() / "rules"], cache_dir=False)
     assert not rules.errors
-    return SigmaEngine(rules, default_logsource_map()), rule_versions(m for _, m in rules.rules)
+    assert rules.correlations  # our content has correlation rules; the stage must run them
+    return rules
+
+
+@pytest.fixture(scope="module")
+def engine_and_versions(content_rules: RuleSet) -> tuple[SigmaEngine, dict[str, str]]:
+    metas = [m for _, m in [*content_rules.rules, *content_rules.correlations]]
+    return SigmaEngine(content_rules, default_logsource_map()), rule_versions(metas)
+
+
+def new_worker(
+    bus: SpoolBus,
+    db: Database,
+    engine: SigmaEngine,
+    versions: dict[str, str],
+    rules: RuleSet,
+    batch_size: int = 200,
+) -> DetectionWorker:
+    return DetectionWorker(
+        bus,
+        db,
+        engine,
+        versions=versions,
+        batch_size=batch_size,
+        correlations=correlation_engine(rules),
+        correlation_meta={m.id: m for _, m in rules.correlations},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +67,17 @@ def sample_events() -> list[dict[str, object]]:
 
 @pytest.fixture
 def world(
-    tmp_path: Path, db_url: str, engine_and_versions: tuple[SigmaEngine, dict[str, str]]
+    tmp_path: Path,
+    db_url: str,
+    engine_and_versions: tuple[SigmaEngine, dict[str, str]],
+    content_rules: RuleSet,
 ) -> Iterator[tuple[SpoolBus, Database, DetectionWorker]]:
     db = Database.open(db_url)
     for tenant in (CLINIC, LAWFIRM):
         db.tenants.create(tenant, name=tenant.title(), vertical="healthcare", tier="standard", actor="test")
     bus = SpoolBus(tmp_path / "spool")
     engine, versions = engine_and_versions
-    worker = DetectionWorker(bus, db, engine, versions=versions, batch_size=200)
+    worker = new_worker(bus, db, engine, versions, content_rules)
     try:
         yield bus, db, worker
     finally:
@@ -80,11 +111,17 @@ def test_detections_are_stored_per_tenant_exactly_once(
     stored = db.detections.count(CLINIC)
     assert stored > 0
     assert db.detections.count(LAWFIRM) == 0
+    brute_force = db.detections.list(CLINIC, rule_id=BRUTE_FORCE, limit=10)
+    assert brute_force, "the sample day's RDP brute force must raise the correlation rule"
+    assert brute_force[0].event["correlation"] is True
+    assert len(brute_force[0].event["event_refs"]) >= 10
     # the shipper re-sends everything (a retry after a timeout): no new detections
     publish(bus, CLINIC, bodies)
     drain(worker)
     assert db.detections.count(CLINIC) == stored
-    assert worker.counters.duplicates[CLINIC] == stored
+    correlations = len(db.detections.list(CLINIC, rule_id=BRUTE_FORCE, limit=100))
+    # every base detection came again and was already stored; re-sent events never re-count in a window
+    assert worker.counters.duplicates[CLINIC] == stored - correlations
     # the same events from another tenant are that tenant's detections
     publish(bus, LAWFIRM, bodies)
     drain(worker)

@@ -345,11 +345,18 @@ def asset_remove(
 
 # -- ingest and dead letters -----------------------------------------------------------------------
 def _pipeline(settings: ServeSettings, db: Database, spool_dir: Path) -> tuple[SpoolBus, DetectionWorker]:
-    from watchfloor.server.service import build_engine
+    from watchfloor.server.service import build_engine, correlation_engine
 
-    engine, _rules, versions = build_engine(settings)
+    engine, rules, versions = build_engine(settings)
     bus = SpoolBus(spool_dir)
-    worker = DetectionWorker(bus, db, engine, versions=versions)
+    worker = DetectionWorker(
+        bus,
+        db,
+        engine,
+        versions=versions,
+        correlations=correlation_engine(rules),
+        correlation_meta={m.id: m for _, m in rules.correlations},
+    )
     gc.freeze()  # the compiled rules outlive the run: keep them out of every collection
     return bus, worker
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,9 +23,11 @@ import orjson
 
 from watchfloor.bus.api import Bus, Message
 from watchfloor.core.errors import InputError
-from watchfloor.core.types import RuleId, TenantId
+from watchfloor.core.types import RuleId, TenantId, rule_level
+from watchfloor.detect.sigma.correlation import BaseMatch, CorrelationEngine, CorrelationMatch
 from watchfloor.detect.sigma.engine import CompiledRule, SigmaEngine
 from watchfloor.detect.sigma.loader import RuleMeta
+from watchfloor.detect.sigma.values import EvalContext
 from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, from_message
 from watchfloor.normalize.shapes import record_id as doc_record_id
 from watchfloor.normalize.shapes import timestamp as doc_timestamp
@@ -36,6 +38,7 @@ from watchfloor.storage.detections import NewDetection
 log = logging.getLogger(__name__)
 
 DURABLE = "detect"
+FED_MEMORY = 200_000  # base matches remembered for correlation de-duplication
 TextToDoc = Callable[[bytes, datetime], dict[str, Any] | None]
 
 
@@ -109,6 +112,8 @@ class DetectionWorker:
         *,
         versions: Mapping[str, str],
         text_to_doc: TextToDoc = _text_doc,
+        correlations: CorrelationEngine | None = None,
+        correlation_meta: Mapping[str, RuleMeta] | None = None,
         batch_size: int = 512,
         clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
     ) -> None:
@@ -117,6 +122,11 @@ class DetectionWorker:
         self.engine = engine
         self.versions = dict(versions)
         self.text_to_doc = text_to_doc
+        self.correlations = correlations
+        self.correlation_meta = dict(correlation_meta or {})
+        # (tenant, rule, event key) recently fed to correlations: a replayed or re-sent event must not
+        # count twice in a window (bounded; state is in memory like the windows themselves)
+        self._fed: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.batch_size = batch_size
         self.clock = clock
         self.counters = StageCounters()
@@ -152,7 +162,8 @@ class DetectionWorker:
             self.counters.received[env.tenant] += 1
             doc, matched = self.engine.evaluate(parsed.raw, env.tenant, parsed.doc)
             if matched:
-                found[env.tenant].extend(self._detections(parsed, doc, matched, now))
+                rows = list(self._detections(parsed, doc, matched, now))
+                found[env.tenant].extend(self._correlate(env.tenant, doc, matched, rows, now))
         for tenant, rows in found.items():
             new = self.db.detections.insert_many(tenant, rows)
             self.counters.detections[tenant] += new
@@ -227,6 +238,83 @@ class DetectionWorker:
                 event=doc,
                 tags=meta.tags,
             )
+
+    def _correlate(
+        self,
+        tenant: TenantId,
+        doc: Mapping[str, Any],
+        matched: list[CompiledRule],
+        rows: list[NewDetection],
+        now: datetime,
+    ) -> list[NewDetection]:
+        """Feed base matches to the tenant's correlation state; returns the rows to store: the base
+        detections (unless a correlation-only rule) plus any correlation that held. Correlation state is
+        in memory: a restart forgets open windows (documented in the server README)."""
+        corr = self.correlations
+        if corr is None:
+            return rows
+        out: list[NewDetection] = []
+        ctx: EvalContext | None = None
+        for compiled, row in zip(matched, rows, strict=True):
+            rule_id = compiled.meta.id
+            if corr.is_referenced(rule_id):
+                if not self._first_feed((tenant, rule_id, row.event_key)):
+                    if corr.emits_base(rule_id):
+                        out.append(row)  # stored once anyway by the unique key
+                    continue
+                ctx = ctx or EvalContext(doc)
+                fields: dict[str, Any] = {}
+                for name in corr.needed_fields(rule_id):
+                    present, value = ctx.value(compiled.binding.native_names(name))
+                    if present:
+                        fields[name] = value
+                when = row.event_time.timestamp() if row.event_time else now.timestamp()
+                base = BaseMatch(
+                    tenant=tenant,
+                    rule_id=rule_id,
+                    rule_name=compiled.meta.name,
+                    event_ref=row.event_key,
+                    timestamp=when,
+                    fields=fields,
+                )
+                out.extend(self._correlation_row(m, now) for m in corr.feed(base))
+                if not corr.emits_base(rule_id):
+                    continue
+            out.append(row)
+        return out
+
+    def _first_feed(self, key: tuple[str, str, str]) -> bool:
+        if key in self._fed:
+            self._fed.move_to_end(key)
+            return False
+        self._fed[key] = None
+        if len(self._fed) > FED_MEMORY:
+            self._fed.popitem(last=False)
+        return True
+
+    def _correlation_row(self, match: CorrelationMatch, now: datetime) -> NewDetection:
+        meta = self.correlation_meta.get(match.rule_id)
+        refs = "|".join(match.event_refs)
+        key = f"correlation#{hashlib.sha256(refs.encode()).hexdigest()[:32]}"
+        return NewDetection(
+            rule_id=RuleId(match.rule_id),
+            rule_version=self.versions.get(match.rule_id, "unknown"),
+            rule_title=match.rule_title,
+            rule_level=rule_level(match.level),
+            event_key=key,
+            source="<correlation>",
+            record_id=None,
+            event_time=datetime.fromtimestamp(match.last_timestamp, tz=UTC),
+            matched_at=now,
+            event={
+                "correlation": True,
+                "event_refs": list(match.event_refs),
+                "event_count": match.event_count,
+                "group": dict(match.group),
+                "value": match.value,
+            },
+            tags=meta.tags if meta is not None else (),
+        )
 
     def _dead(self, tenant: TenantId, source: str, exc: InputError, raw: bytes, offset: str | None) -> None:
         self.counters.dead_letters[tenant] += 1

@@ -25,6 +25,7 @@ from watchfloor.api import build_api_router
 from watchfloor.bus import SpoolBus, SpoolConfig
 from watchfloor.core.errors import ConfigError
 from watchfloor.core.types import TenantId, tenant_id
+from watchfloor.detect.sigma.correlation import CorrelationEngine
 from watchfloor.detect.sigma.engine import SigmaEngine, TenantRules
 from watchfloor.detect.sigma.loader import RuleSet, load_rules
 from watchfloor.ingest import metrics as intake_metrics
@@ -46,12 +47,19 @@ def load_service_rules(paths: Iterable[Path]) -> RuleSet:
     return load_rules(chosen)
 
 
+def correlation_engine(rules: RuleSet) -> CorrelationEngine | None:
+    """The correlation rules of the base set over its base rules (state kept per tenant), if any."""
+    if not rules.correlations:
+        return None
+    return CorrelationEngine([r for r, _ in rules.correlations], [r for r, _ in rules.rules])
+
+
 def build_engine(settings: ServeSettings) -> tuple[SigmaEngine, RuleSet, dict[str, str]]:
     """The engine for the base rules and every tenant's overlay; rule versions for stored detections.
     Rule files that do not load are a configuration error (path:line and reason), not a silent skip."""
     base = load_service_rules(settings.rules)
     overlays: dict[TenantId, TenantRules] = {}
-    metas = [m for _, m in base.rules]
+    metas = [m for _, m in [*base.rules, *base.correlations]]
     problems = [str(e) for e in base.errors]
     for name, overlay in settings.tenant_rules.items():
         extra = load_rules(overlay.extra) if overlay.extra else RuleSet()
@@ -108,7 +116,13 @@ class Service:
         self.bus = SpoolBus(settings.data_dir / "spool", config)
         self.engine, self.rules, versions = build_engine(settings)
         self.worker = DetectionWorker(
-            self.bus, self.db, self.engine, versions=versions, batch_size=settings.detect_batch_size
+            self.bus,
+            self.db,
+            self.engine,
+            versions=versions,
+            batch_size=settings.detect_batch_size,
+            correlations=correlation_engine(self.rules),
+            correlation_meta={m.id: m for _, m in self.rules.correlations},
         )
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         self.registry = CollectorRegistry()
