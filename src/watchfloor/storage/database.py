@@ -20,6 +20,7 @@ from watchfloor.storage.engine import (
     current_revision,
     upgrade_to_head,
 )
+from watchfloor.storage.health import SourceHealthRepository
 from watchfloor.storage.tenants import TenantRepository
 from watchfloor.storage.tokens import TokenRepository
 
@@ -31,7 +32,7 @@ class Database:
     transaction; state changes write their audit entry in that same transaction.
     """
 
-    __slots__ = ("_store", "assets", "audit", "dead_letters", "detections", "tenants", "tokens")
+    __slots__ = ("_store", "assets", "audit", "dead_letters", "detections", "health", "tenants", "tokens")
 
     def __init__(self, store: Store) -> None:
         """Wrap an engine that is already migrated; use `Database.open` instead."""
@@ -42,6 +43,7 @@ class Database:
         self.detections = DetectionRepository(store)
         self.dead_letters = DeadLetterRepository(store)
         self.audit = AuditRepository(store)
+        self.health = SourceHealthRepository(store)
 
     @classmethod
     def open(

@@ -157,3 +157,50 @@ audit_log = Table(
     Column("details", Json, nullable=False),
     Index(None, "tenant_id", "id"),
 )
+
+# -- telemetry health (migration 0002) ---------------------------------------------------------------
+SOURCE_STATUSES = ("ok", "silent", "low_volume", "retired")
+HEALTH_ALERT_KINDS = ("silent", "low_volume", "recovered")
+SOURCE_NAME_LENGTH = 255
+
+source_health = Table(
+    "source_health",
+    metadata,
+    _tenant_fk(),
+    Column("source", String(SOURCE_NAME_LENGTH), nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("events_total", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_since", UTCDateTime, nullable=False),
+    Column("baseline", Json, nullable=False),
+    Column("baseline_through", UTCDateTime, nullable=True),
+    PrimaryKeyConstraint("tenant_id", "source"),
+    CheckConstraint(_one_of("status", SOURCE_STATUSES), name="status"),
+)
+
+source_volume = Table(
+    "source_volume",
+    metadata,
+    _tenant_fk(),
+    Column("source", String(SOURCE_NAME_LENGTH), nullable=False),
+    Column("hour", UTCDateTime, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "source", "hour"),
+    Index(None, "tenant_id", "hour"),
+)
+
+health_alerts = Table(
+    "health_alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _tenant_fk(),
+    Column("source", String(SOURCE_NAME_LENGTH), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("detail", Json, nullable=False),
+    CheckConstraint(_one_of("kind", HEALTH_ALERT_KINDS), name="kind"),
+    Index(None, "tenant_id", "source", "closed_at"),
+    Index(None, "tenant_id", "id"),
+)
