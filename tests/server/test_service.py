@@ -78,6 +78,11 @@ def test_hec_events_become_stored_detections_and_metrics(running: Running) -> No
     assert wait_for(lambda: db.detections.count("clinic") == 10)  # type: ignore[arg-type]
     stored = db.detections.list("clinic", limit=20)  # type: ignore[arg-type]
     assert {d.rule_title for d in stored} == {"Encoded PowerShell Launched by an Office Application"}
+    running.service.health_tick()  # telemetry health: the source is known, with its volume
+    sources = {h.source: h for h in db.health.list("clinic")}  # type: ignore[arg-type]
+    sysmon = sources["windows/microsoft-windows-sysmon/operational"]
+    assert sysmon.events_total == 10
+    assert sysmon.status == "ok"
     ready = httpx.get(f"{running.url}/readyz").json()
     assert ready["ready"] is True
     metrics = httpx.get(f"{running.url}/metrics").text

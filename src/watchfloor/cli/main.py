@@ -24,6 +24,7 @@ from rich.progress import (
 
 from watchfloor.cli import admin
 from watchfloor.cli.demo import demo
+from watchfloor.cli.health import health_app
 from watchfloor.cli.output import CsvWriter, JsonlWriter, MatchWriter, TableWriter, summary_table
 from watchfloor.cli.search import search_app
 from watchfloor.core.errors import WatchfloorError
@@ -49,6 +50,7 @@ app.command(help="Generate a small business's Windows telemetry with attacks and
     demo
 )
 admin.register(app)
+app.add_typer(health_app, name="health")
 app.add_typer(search_app)  # `search` and `retrohunt` as top-level commands
 err = Console(stderr=True)
 

@@ -28,7 +28,9 @@ from watchfloor.detect.sigma.correlation import BaseMatch, CorrelationEngine, Co
 from watchfloor.detect.sigma.engine import CompiledRule, SigmaEngine
 from watchfloor.detect.sigma.loader import RuleMeta
 from watchfloor.detect.sigma.values import EvalContext
+from watchfloor.health import HealthTracker, source_name
 from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, from_message
+from watchfloor.normalize.shapes import classify
 from watchfloor.normalize.shapes import record_id as doc_record_id
 from watchfloor.normalize.shapes import timestamp as doc_timestamp
 from watchfloor.normalize.text import text_to_doc
@@ -114,6 +116,7 @@ class DetectionWorker:
         text_to_doc: TextToDoc = _text_doc,
         correlations: CorrelationEngine | None = None,
         correlation_meta: Mapping[str, RuleMeta] | None = None,
+        health: HealthTracker | None = None,
         batch_size: int = 512,
         clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
     ) -> None:
@@ -124,6 +127,7 @@ class DetectionWorker:
         self.text_to_doc = text_to_doc
         self.correlations = correlations
         self.correlation_meta = dict(correlation_meta or {})
+        self.health = health
         # (tenant, rule, event key) recently fed to correlations: a replayed or re-sent event must not
         # count twice in a window (bounded; state is in memory like the windows themselves)
         self._fed: OrderedDict[tuple[str, str, str], None] = OrderedDict()
@@ -153,6 +157,7 @@ class DetectionWorker:
 
     def _process(self, messages: list[Message]) -> None:
         found: dict[TenantId, list[NewDetection]] = defaultdict(list)
+        seen: list[tuple[TenantId, str, datetime]] = []
         now = self.clock()
         for message in messages:
             parsed = self._parse(message)
@@ -160,6 +165,8 @@ class DetectionWorker:
                 continue
             env = parsed.envelope
             self.counters.received[env.tenant] += 1
+            if self.health is not None:
+                seen.append((env.tenant, source_name(classify(parsed.doc), env.source), env.received_at))
             doc, matched = self.engine.evaluate(parsed.raw, env.tenant, parsed.doc)
             if matched:
                 rows = list(self._detections(parsed, doc, matched, now))
@@ -168,6 +175,9 @@ class DetectionWorker:
             new = self.db.detections.insert_many(tenant, rows)
             self.counters.detections[tenant] += new
             self.counters.duplicates[tenant] += len(rows) - new
+        if self.health is not None:  # after the writes: a batch retried one by one is not counted twice
+            for tenant, source, at in seen:
+                self.health.observe(tenant, source, at)
 
     def _one_by_one(self, messages: list[Message]) -> None:
         """Each event alone; one that still fails is dead-lettered (storage errors propagate: the batch

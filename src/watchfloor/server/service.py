@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import uvicorn
@@ -28,6 +29,7 @@ from watchfloor.core.types import TenantId, tenant_id
 from watchfloor.detect.sigma.correlation import CorrelationEngine
 from watchfloor.detect.sigma.engine import SigmaEngine, TenantRules
 from watchfloor.detect.sigma.loader import RuleSet, load_rules
+from watchfloor.health import HealthChecker, HealthThresholds, HealthTracker
 from watchfloor.ingest import metrics as intake_metrics
 from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, EventFormat
 from watchfloor.ingest.http import IntakeSettings, build_intake_router
@@ -39,6 +41,7 @@ from watchfloor.server.settings import ServeSettings
 from watchfloor.storage import Database
 
 log = logging.getLogger(__name__)
+HEALTH_SETTLE = timedelta(minutes=5)
 
 
 def load_service_rules(paths: Iterable[Path]) -> RuleSet:
@@ -115,6 +118,12 @@ class Service:
         config = SpoolConfig(max_bytes=settings.spool_max_bytes, min_free_bytes=settings.spool_min_free_bytes)
         self.bus = SpoolBus(settings.data_dir / "spool", config)
         self.engine, self.rules, versions = build_engine(settings)
+        self.health = HealthTracker()
+        self.health_checker = HealthChecker(
+            self.db.health, HealthThresholds.from_mapping(settings.health_tiers)
+        )
+        self._health_stop = threading.Event()
+        self._health_thread: threading.Thread | None = None
         self.worker = DetectionWorker(
             self.bus,
             self.db,
@@ -123,6 +132,7 @@ class Service:
             batch_size=settings.detect_batch_size,
             correlations=correlation_engine(self.rules),
             correlation_meta={m.id: m for _, m in self.rules.correlations},
+            health=self.health,
         )
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         self.registry = CollectorRegistry()
@@ -260,12 +270,37 @@ class Service:
             await server.stop()
         self._syslog.clear()
 
+    # -- telemetry health --------------------------------------------------------------------
+    def health_tick(self) -> None:
+        """Persist what the stage saw; judge silent and low-volume sources (after a settling period)."""
+        now = datetime.now(tz=UTC)
+        try:
+            self.health.flush(self.db.health, now)
+            if now - self.health.started_at >= HEALTH_SETTLE:  # let spooled events land first
+                self.health_checker.check(now, {t.id: t.tier for t in self.db.tenants.list()})
+        except Exception:  # keep the service up; retried at the next tick
+            log.exception("telemetry health tick failed")
+
+    def _health_loop(self) -> None:
+        while not self._health_stop.wait(self.settings.health_interval_seconds):
+            self.health_tick()
+
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self.worker.start()
+        self._health_stop.clear()
+        self._health_thread = threading.Thread(
+            target=self._health_loop, name="watchfloor-health", daemon=True
+        )
+        self._health_thread.start()
 
     def stop(self) -> None:
         self.worker.stop()
+        self._health_stop.set()
+        if self._health_thread is not None:
+            self._health_thread.join(10.0)
+            self._health_thread = None
+            self.health_tick()  # final flush
 
     def close(self) -> None:
         self.worker.stop()

@@ -55,6 +55,8 @@ class ServeSettings(BaseSettings):
     spool_max_bytes: int | None = None
     spool_min_free_bytes: int = 256 * 1024 * 1024
     detect_batch_size: int = 512
+    health_interval_seconds: float = 60.0
+    health_tiers: dict[str, Any] = Field(default_factory=dict)  # tier -> silent/low-volume thresholds
 
     @property
     def resolved_archive_dir(self) -> Path:
