@@ -36,6 +36,7 @@ def running(tmp_path: Path, db_url: str) -> Iterator[Running]:
         database_url=db_url,
         port=port,
         admin_token_sha256=hash_admin_token(ADMIN_TOKEN),
+        archive_flush_seconds=0.2,
         syslog_udp_port=0,
         syslog_tcp_port=0,
         syslog_tenant="clinic",
@@ -78,6 +79,15 @@ def test_hec_events_become_stored_detections_and_metrics(running: Running) -> No
     assert wait_for(lambda: db.detections.count("clinic") == 10)  # type: ignore[arg-type]
     stored = db.detections.list("clinic", limit=20)  # type: ignore[arg-type]
     assert {d.rule_title for d in stored} == {"Encoded PowerShell Launched by an Office Application"}
+    # the raw and normalized events are archived (acked only once their Parquet file is durable)
+    assert wait_for(lambda: running.service.bus.stats().consumers[("ingest.raw", "detect")].pending == 0)
+    found = httpx.get(
+        f"{running.url}/api/v1/tenants/clinic/events/search",
+        params={"since": "2026-11-01T00:00:00Z", "until": "2026-11-03T00:00:00Z", "where": "EventID=1"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert found.status_code == 200, found.text
+    assert found.json()["count"] == 10
     running.service.health_tick()  # telemetry health: the source is known, with its volume
     sources = {h.source: h for h in db.health.list("clinic")}  # type: ignore[arg-type]
     sysmon = sources["windows/microsoft-windows-sysmon/operational"]

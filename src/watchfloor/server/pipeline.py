@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from watchfloor.bus.api import Bus, Message
+from watchfloor.archive import ArchiveWriter, event_from_raw
+from watchfloor.bus.api import Bus, ConsumerConfig, Message
 from watchfloor.core.errors import InputError
 from watchfloor.core.types import RuleId, TenantId, rule_level
 from watchfloor.detect.sigma.correlation import BaseMatch, CorrelationEngine, CorrelationMatch
@@ -40,6 +42,7 @@ from watchfloor.storage.detections import NewDetection
 log = logging.getLogger(__name__)
 
 DURABLE = "detect"
+MAX_UNACKED = 100_000  # messages waiting for the archive flush that makes them durable
 FED_MEMORY = 200_000  # base matches remembered for correlation de-duplication
 TextToDoc = Callable[[bytes, datetime], dict[str, Any] | None]
 
@@ -117,6 +120,8 @@ class DetectionWorker:
         correlations: CorrelationEngine | None = None,
         correlation_meta: Mapping[str, RuleMeta] | None = None,
         health: HealthTracker | None = None,
+        archive: ArchiveWriter | None = None,
+        archive_flush_seconds: float = 5.0,
         batch_size: int = 512,
         clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
     ) -> None:
@@ -128,13 +133,23 @@ class DetectionWorker:
         self.correlations = correlations
         self.correlation_meta = dict(correlation_meta or {})
         self.health = health
+        # Archived events are acked only once their Parquet file is durable: the batch's messages wait
+        # in `_unacked` until the next flush (a crash before it redelivers them; the archive dedupes by
+        # event key at query time and detections by their unique key).
+        self.archive = archive
+        self.archive_flush_seconds = archive_flush_seconds
+        self._unacked: list[Message] = []
+        self._last_flush = time.monotonic()
         # (tenant, rule, event key) recently fed to correlations: a replayed or re-sent event must not
         # count twice in a window (bounded; state is in memory like the windows themselves)
         self._fed: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.batch_size = batch_size
         self.clock = clock
         self.counters = StageCounters()
-        self.consumer = bus.consumer(SUBJECT_RAW, DURABLE)
+        waiting = ConsumerConfig(
+            max_ack_pending=MAX_UNACKED, ack_wait_seconds=max(120.0, 4 * archive_flush_seconds)
+        )
+        self.consumer = bus.consumer(SUBJECT_RAW, DURABLE, waiting if archive is not None else None)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # the engine is single-threaded
@@ -144,6 +159,7 @@ class DetectionWorker:
         """Fetch, process and ack one batch; returns how many messages it handled."""
         messages = self.consumer.fetch(self.batch_size, timeout_seconds)
         if not messages:
+            self._flush_archive(force=False)
             return 0
         with self._lock:
             try:
@@ -151,7 +167,11 @@ class DetectionWorker:
             except Exception:  # one bad event must not block the stream: find it, dead-letter it
                 log.exception("detection batch failed; retrying its %d events one by one", len(messages))
                 self._one_by_one(messages)
-        self.consumer.ack_many(messages)
+        if self.archive is None:
+            self.consumer.ack_many(messages)
+        else:
+            self._unacked.extend(messages)
+            self._flush_archive(force=False)
         self.counters.batches += 1
         return len(messages)
 
@@ -165,6 +185,18 @@ class DetectionWorker:
                 continue
             env = parsed.envelope
             self.counters.received[env.tenant] += 1
+            if self.archive is not None:
+                key, _rid = event_key(env, parsed.doc, parsed.raw)
+                self.archive.append(
+                    event_from_raw(
+                        env.body,
+                        tenant=env.tenant,
+                        source=env.source,
+                        received_at=env.received_at,
+                        doc=parsed.doc,
+                        event_key=key,
+                    )
+                )
             if self.health is not None:
                 seen.append((env.tenant, source_name(classify(parsed.doc), env.source), env.received_at))
             doc, matched = self.engine.evaluate(parsed.raw, env.tenant, parsed.doc)
@@ -178,6 +210,18 @@ class DetectionWorker:
         if self.health is not None:  # after the writes: a batch retried one by one is not counted twice
             for tenant, source, at in seen:
                 self.health.observe(tenant, source, at)
+
+    def _flush_archive(self, *, force: bool) -> None:
+        """Write the archive's buffered events durably, then ack the messages they came from."""
+        if self.archive is None or not self._unacked:
+            return
+        due = time.monotonic() - self._last_flush >= self.archive_flush_seconds
+        if not (force or due or len(self._unacked) >= MAX_UNACKED // 2):
+            return
+        self.archive.flush()
+        self.consumer.ack_many(self._unacked)
+        self._unacked = []
+        self._last_flush = time.monotonic()
 
     def _one_by_one(self, messages: list[Message]) -> None:
         """Each event alone; one that still fails is dead-lettered (storage errors propagate: the batch
@@ -359,9 +403,13 @@ class DetectionWorker:
         total = 0
         while handled := self.run_once(timeout_seconds):
             total += handled
+        with self._lock:
+            self._flush_archive(force=True)
         return total
 
     def stop(self, timeout_seconds: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_seconds)
+        with self._lock:
+            self._flush_archive(force=True)

@@ -23,6 +23,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from watchfloor.api import build_api_router
+from watchfloor.archive import ArchiveWriter
+from watchfloor.archive.retention import apply_retention_by_tier
 from watchfloor.bus import SpoolBus, SpoolConfig
 from watchfloor.core.errors import ConfigError
 from watchfloor.core.types import TenantId, tenant_id
@@ -36,7 +38,7 @@ from watchfloor.ingest.http import IntakeSettings, build_intake_router
 from watchfloor.ingest.syslog import SyslogParseError, parse_syslog
 from watchfloor.ingest.syslog_server import Peer, SyslogTcpServer, SyslogUdpServer, Transport
 from watchfloor.normalize.logsources import content_dir, default_logsource_map
-from watchfloor.server.pipeline import DetectionWorker, rule_versions
+from watchfloor.server.pipeline import MAX_UNACKED, DetectionWorker, rule_versions
 from watchfloor.server.settings import ServeSettings
 from watchfloor.storage import Database
 
@@ -118,6 +120,11 @@ class Service:
         config = SpoolConfig(max_bytes=settings.spool_max_bytes, min_free_bytes=settings.spool_min_free_bytes)
         self.bus = SpoolBus(settings.data_dir / "spool", config)
         self.engine, self.rules, versions = build_engine(settings)
+        self.archive = (
+            ArchiveWriter(settings.resolved_archive_dir, flush_rows=MAX_UNACKED, background_flush=False)
+            if settings.archive_enabled
+            else None
+        )
         self.health = HealthTracker()
         self.health_checker = HealthChecker(
             self.db.health, HealthThresholds.from_mapping(settings.health_tiers)
@@ -133,6 +140,8 @@ class Service:
             correlations=correlation_engine(self.rules),
             correlation_meta={m.id: m for _, m in self.rules.correlations},
             health=self.health,
+            archive=self.archive,
+            archive_flush_seconds=settings.archive_flush_seconds,
         )
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         self.registry = CollectorRegistry()
@@ -272,14 +281,20 @@ class Service:
 
     # -- telemetry health --------------------------------------------------------------------
     def health_tick(self) -> None:
-        """Persist what the stage saw; judge silent and low-volume sources (after a settling period)."""
+        """Persist what the stage saw; judge silent and low-volume sources (after a settling period);
+        apply archive retention by tier."""
         now = datetime.now(tz=UTC)
         try:
             self.health.flush(self.db.health, now)
+            tiers = {t.id: t.tier for t in self.db.tenants.list()}
             if now - self.health.started_at >= HEALTH_SETTLE:  # let spooled events land first
-                self.health_checker.check(now, {t.id: t.tier for t in self.db.tenants.list()})
+                self.health_checker.check(now, tiers)
+            if self.archive is not None:
+                keep = self.settings.retention_days_by_tier
+                by_name = {str(tenant): tier for tenant, tier in tiers.items()}
+                apply_retention_by_tier(self.settings.resolved_archive_dir, by_name, now.date(), keep)
         except Exception:  # keep the service up; retried at the next tick
-            log.exception("telemetry health tick failed")
+            log.exception("telemetry health / retention tick failed")
 
     def _health_loop(self) -> None:
         while not self._health_stop.wait(self.settings.health_interval_seconds):
@@ -304,6 +319,8 @@ class Service:
 
     def close(self) -> None:
         self.worker.stop()
+        if self.archive is not None:
+            self.archive.close()
         self.bus.close()
         self.db.close()
 

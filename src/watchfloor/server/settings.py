@@ -50,6 +50,11 @@ class ServeSettings(BaseSettings):
     token_pepper: SecretStr | None = None
     admin_token_sha256: str | None = None  # SHA-256 hex of the operator API token; None: /api/v1 answers 503
     archive_dir: Path | None = None  # default: <data_dir>/archive
+    archive_enabled: bool = True  # raw + normalized events per tenant and day, in Parquet
+    archive_flush_seconds: float = 5.0
+    retention_days_by_tier: dict[str, int] = Field(
+        default_factory=lambda: {"essentials": 30, "standard": 90, "premium": 365}
+    )
     max_request_bytes: int = 16 * 1024 * 1024
     max_event_bytes: int = 1024 * 1024
     spool_max_bytes: int | None = None
