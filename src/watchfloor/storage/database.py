@@ -24,6 +24,8 @@ from watchfloor.storage.health import SourceHealthRepository
 from watchfloor.storage.tenants import TenantRepository
 from watchfloor.storage.tokens import TokenRepository
 
+MIGRATION_WAIT = 120.0  # seconds a starting process waits for another one's migration
+
 
 class Database:
     """The system of record. `Database.open(url)` connects and migrates to the newest schema.
@@ -63,13 +65,16 @@ class Database:
         if token_pepper is not None and len(token_pepper) < 16:
             msg = "token_pepper must be at least 16 bytes of secret"
             raise ValueError(msg)
+        if migrate:
+            # Processes starting together queue behind one migration, which may take longer than a
+            # normal write on a busy machine: migrate with a generous busy timeout of its own.
+            wait = max(busy_timeout_seconds, MIGRATION_WAIT)
+            migrator = create_store_engine(url, busy_timeout_seconds=wait)
+            try:
+                upgrade_to_head(migrator)
+            finally:
+                migrator.dispose()
         engine = create_store_engine(url, busy_timeout_seconds=busy_timeout_seconds)
-        try:
-            if migrate:
-                upgrade_to_head(engine)
-        except BaseException:
-            engine.dispose()
-            raise
         return cls(Store(engine, clock=clock, token_pepper=token_pepper))
 
     @property
