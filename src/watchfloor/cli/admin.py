@@ -25,9 +25,9 @@ from rich.table import Table
 
 from watchfloor.bus import SpoolBus
 from watchfloor.core.types import TenantId, tenant_id
-from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, EventFormat
+from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope
 from watchfloor.normalize.readers import MemoryDeadLetters, ReadStats, read_records
-from watchfloor.server.pipeline import DetectionWorker
+from watchfloor.server.pipeline import DetectionWorker, dead_letter_envelopes
 from watchfloor.server.settings import ServeSettings
 from watchfloor.storage import Contact, Database
 
@@ -465,30 +465,14 @@ def deadletter_replay(
     settings = ServeSettings.load(config, data_dir=data_dir, database_url=database_url, rules=rules or None)
     spool_dir = settings.data_dir / "replay" / datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S.%f")
     with _db(config, data_dir, database_url) as db:
-        pending = db.dead_letters.list(owner, status="pending", limit=100_000)
-        chosen = [d for d in pending if not ids or d.id in set(ids)]
+        envelopes = dead_letter_envelopes(db, owner, ids or None)
         bus, worker = _pipeline(settings, db, spool_dir)
         try:
-            envelopes = []
-            for letter in chosen:
-                raw = db.dead_letters.get_raw(owner, letter.id)
-                if raw is None:
-                    continue
-                fmt: EventFormat = "json" if raw.lstrip()[:1] in (b"{", b"[") else "text"
-                envelopes.append(
-                    Envelope(
-                        tenant=owner,
-                        source=letter.source,
-                        format=fmt,
-                        body=raw,
-                        received_at=datetime.now(tz=UTC),
-                        offset=f"dead letter {letter.id}",
-                    )
-                )
             if envelopes:
-                bus.publish_batch(SUBJECT_RAW, [e.to_publish() for e in envelopes])
+                bus.publish_batch(SUBJECT_RAW, [e.to_publish() for _id, e in envelopes])
             worker.drain()
-            replayed = db.dead_letters.mark_replayed(owner, [d.id for d in chosen], actor=_actor(actor))
+            done = [letter_id for letter_id, _e in envelopes]
+            replayed = db.dead_letters.mark_replayed(owner, done, actor=_actor(actor))
         finally:
             bus.close()
             shutil.rmtree(spool_dir, ignore_errors=True)

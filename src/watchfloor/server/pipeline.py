@@ -31,7 +31,7 @@ from watchfloor.detect.sigma.engine import CompiledRule, SigmaEngine
 from watchfloor.detect.sigma.loader import RuleMeta
 from watchfloor.detect.sigma.values import EvalContext
 from watchfloor.health import HealthTracker, source_name
-from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, from_message
+from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, EventFormat, from_message
 from watchfloor.normalize.shapes import classify
 from watchfloor.normalize.shapes import record_id as doc_record_id
 from watchfloor.normalize.shapes import timestamp as doc_timestamp
@@ -413,3 +413,29 @@ class DetectionWorker:
             self._thread.join(timeout_seconds)
         with self._lock:
             self._flush_archive(force=True)
+
+
+def dead_letter_envelopes(
+    db: Database, tenant: TenantId, ids: Iterable[int] | None = None
+) -> list[tuple[int, Envelope]]:
+    """(dead letter id, envelope) for the tenant's pending dead letters (all, or those of `ids`), to run
+    through the stage again; each keeps its source, and says which dead letter it was."""
+    wanted = set(ids) if ids is not None else None
+    out: list[tuple[int, Envelope]] = []
+    for letter in db.dead_letters.list(tenant, status="pending", limit=100_000):
+        if wanted is not None and letter.id not in wanted:
+            continue
+        raw = db.dead_letters.get_raw(tenant, letter.id)
+        if raw is None:
+            continue
+        fmt: EventFormat = "json" if raw.lstrip()[:1] in (b"{", b"[") else "text"
+        envelope = Envelope(
+            tenant=tenant,
+            source=letter.source,
+            format=fmt,
+            body=raw,
+            received_at=datetime.now(tz=UTC),
+            offset=f"dead letter {letter.id}",
+        )
+        out.append((letter.id, envelope))
+    return out

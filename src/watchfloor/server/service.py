@@ -33,12 +33,12 @@ from watchfloor.detect.sigma.engine import SigmaEngine, TenantRules
 from watchfloor.detect.sigma.loader import RuleSet, load_rules
 from watchfloor.health import HealthChecker, HealthThresholds, HealthTracker
 from watchfloor.ingest import metrics as intake_metrics
-from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope, EventFormat
+from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope
 from watchfloor.ingest.http import IntakeSettings, build_intake_router
 from watchfloor.ingest.syslog import SyslogParseError, parse_syslog
 from watchfloor.ingest.syslog_server import Peer, SyslogTcpServer, SyslogUdpServer, Transport
 from watchfloor.normalize.logsources import content_dir, default_logsource_map
-from watchfloor.server.pipeline import MAX_UNACKED, DetectionWorker, rule_versions
+from watchfloor.server.pipeline import MAX_UNACKED, DetectionWorker, dead_letter_envelopes, rule_versions
 from watchfloor.server.settings import ServeSettings
 from watchfloor.storage import Database
 
@@ -197,27 +197,9 @@ class Service:
     def replay_dead_letters(self, tenant: TenantId, ids: list[int]) -> dict[str, object]:
         """The admin API's replay hook: the stored bytes go back on the spool for the running stage
         (the API marks them replayed once this returns)."""
-        wanted = set(ids)
-        envelopes = []
-        for letter in self.db.dead_letters.list(tenant, limit=100_000):
-            if letter.id not in wanted:
-                continue
-            raw = self.db.dead_letters.get_raw(tenant, letter.id)
-            if raw is None:
-                continue
-            fmt: EventFormat = "json" if raw.lstrip()[:1] in (b"{", b"[") else "text"
-            envelopes.append(
-                Envelope(
-                    tenant=tenant,
-                    source=letter.source,
-                    format=fmt,
-                    body=raw,
-                    received_at=datetime.now(tz=UTC),
-                    offset=f"dead letter {letter.id}",
-                )
-            )
+        envelopes = dead_letter_envelopes(self.db, tenant, ids)
         if envelopes:
-            self.bus.publish_batch(SUBJECT_RAW, [e.to_publish() for e in envelopes])
+            self.bus.publish_batch(SUBJECT_RAW, [e.to_publish() for _id, e in envelopes])
         return {"published": len(envelopes)}
 
     def readiness(self) -> dict[str, bool]:

@@ -171,15 +171,15 @@ class SigmaEngine:
             )
         )
 
+    def _no_source(self, meta: RuleMeta, tenant: TenantId | None) -> None:
+        product, category, service = meta.logsource
+        reason = f"no source provides logsource product={product} category={category} service={service}"
+        self._status(meta, "no_source", reason, tenant)
+
     def _compile(self, index: int, rule: SigmaRule, meta: RuleMeta) -> None:
         bindings = self._bindings(rule)
         if not bindings:
-            product, category, service = meta.logsource
-            self._status(
-                meta,
-                "no_source",
-                f"no source provides logsource product={product} category={category} service={service}",
-            )
+            self._no_source(meta, None)
             return
         trees = parse_conditions(rule)
         try:
@@ -215,9 +215,7 @@ class SigmaEngine:
         """One of a tenant's own rules, compiled for that tenant only."""
         bindings = self._bindings(rule)
         if not bindings:
-            product, category, service = meta.logsource
-            reason = f"no source provides logsource product={product} category={category} service={service}"
-            self._status(meta, "no_source", reason, tenant)
+            self._no_source(meta, tenant)
             return
         trees = parse_conditions(rule)
         try:
