@@ -38,6 +38,7 @@ from watchfloor.ingest.http import IntakeSettings, build_intake_router
 from watchfloor.ingest.syslog import SyslogParseError, parse_syslog
 from watchfloor.ingest.syslog_server import Peer, SyslogTcpServer, SyslogUdpServer, Transport
 from watchfloor.normalize.logsources import content_dir, default_logsource_map
+from watchfloor.server import logs
 from watchfloor.server.pipeline import MAX_UNACKED, DetectionWorker, dead_letter_envelopes, rule_versions
 from watchfloor.server.settings import ServeSettings
 from watchfloor.storage import Database
@@ -309,8 +310,9 @@ class Service:
 
 def run(settings: ServeSettings) -> None:
     """Serve until interrupted (Ctrl-C / SIGTERM), then close everything cleanly."""
+    log_config = logs.configure(settings.log_level)
     service = Service(settings)
     try:
-        uvicorn.run(service.app, host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(service.app, host=settings.host, port=settings.port, log_config=log_config)
     finally:
         service.close()

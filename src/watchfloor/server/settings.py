@@ -40,6 +40,7 @@ class ServeSettings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None  # default: sqlite:///<data_dir>/watchfloor.db
     host: str = "127.0.0.1"
+    log_level: str = "info"
     port: int = 8088
     rules: list[Path] = Field(default_factory=list)  # default: the project's content/rules
     tenant_rules: dict[str, TenantRulesSettings] = Field(default_factory=dict)  # tenant id -> overlay
