@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -190,3 +191,37 @@ def test_admin_api_creates_a_tenant_and_replays_dead_letters_through_the_running
         ).status_code
         == 401
     )
+
+
+def test_a_flood_of_malformed_input_is_counted_and_kept_and_the_service_stays_up(running: Running) -> None:
+    db = running.service.db
+    token = db.tokens.create("clinic", description="fluent-bit", actor="test").plaintext  # type: ignore[arg-type]
+    rng = random.Random(3)
+    garbage = [b"{not json", b"\xff\xfe\x00binary", b"[1,2,3]", b'"a string"', b"{" * 500, b"null"]
+    sent_bad = 0
+    with httpx.Client(timeout=30) as client:
+        for _request in range(20):
+            lines = [rng.choice(garbage) for _ in range(100)]
+            lines.append(orjson.dumps({"ok": True}))
+            response = client.post(
+                f"{running.url}/api/v1/ingest/ndjson",
+                content=b"\n".join(lines),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert response.status_code in (200, 207, 400), response.text
+            sent_bad += 100
+        huge = b'{"x": "' + b"a" * (1024 * 1024 + 10) + b'"}'
+        response = client.post(
+            f"{running.url}/api/v1/ingest/ndjson", content=huge, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code in (200, 207, 400, 413)
+        sent_bad += 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for _ in range(50):
+            udp.sendto(b"\x00\x01\x02 not syslog at all", ("127.0.0.1", running.service.syslog_ports["udp"]))
+    stored = db.dead_letters.list("clinic", limit=100_000)  # type: ignore[arg-type]
+    assert len(stored) == sent_bad  # every bad record kept, with its reason and line
+    assert all(d.code and d.message for d in stored)
+    assert httpx.get(f"{running.url}/readyz").json()["ready"] is True
+    worker = running.service.worker
+    assert wait_for(lambda: worker.counters.received.get("clinic", 0) >= 20)  # the good lines went through
