@@ -33,13 +33,20 @@ from watchfloor.ingest.http import (
     ContentEncodingError,
     Intake,
     IntakeError,
-    OverCapacityError,
     now_utc,
+    refuse,
 )
 
 logger = logging.getLogger(__name__)
 
 PROTOCOL: Final = "elastic"
+_ES_TYPES: Final = {
+    "throttle": "es_rejected_execution_exception",
+    "full": "cluster_block_exception",
+    "body_too_large": "content_too_long_exception",
+    "bad_encoding": "illegal_argument_exception",
+    "internal": "exception",
+}
 ES_SCHEMES: Final = frozenset({"basic", "bearer", "apikey"})
 VERSION: Final = "8.11.0"
 LUCENE_VERSION: Final = "9.8.0"
@@ -537,24 +544,9 @@ def routes(intake: Intake) -> APIRouter:
             )
             await run_in_threadpool(intake.dead_letter, tenant, [letter], now_utc())
             return es_error(400, exc.error_type, exc.reason)
-        except OverCapacityError as exc:
-            metrics.count_rejected(tenant, PROTOCOL, f"over_capacity_{exc.level}")
-            status = 429 if exc.level == "throttle" else 503
-            error_type = "es_rejected_execution_exception" if status == 429 else "cluster_block_exception"
-            return es_error(
-                status,
-                error_type,
-                "the intake spool is over capacity; retry later",
-                headers={"Retry-After": exc.retry_after},
-            )
-        except BodyTooLargeError as exc:
-            metrics.count_rejected(tenant, PROTOCOL, "request_too_large")
-            return es_error(413, "content_too_long_exception", f"request body over {exc.limit} bytes")
-        except ContentEncodingError as exc:
-            metrics.count_rejected(tenant, PROTOCOL, "bad_encoding")
-            return es_error(400, "illegal_argument_exception", exc.message)
         except IntakeError as exc:
-            return es_error(500, "exception", exc.code)
+            refusal = refuse(exc, tenant, PROTOCOL)
+            return es_error(refusal.status, _ES_TYPES[refusal.kind], refusal.detail, headers=refusal.headers)
         return es_response(answer)
 
     @router.api_route("/_bulk", methods=["POST", "PUT"], include_in_schema=False)

@@ -15,7 +15,7 @@ import logging
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -26,6 +26,7 @@ from watchfloor.bus import Bus, SpoolBackpressure, SpoolFullError, SpoolWriteErr
 from watchfloor.core.errors import WatchfloorError
 from watchfloor.core.records import DeadLetter
 from watchfloor.core.types import TenantId
+from watchfloor.ingest import metrics
 from watchfloor.ingest.auth import TokenResolver
 from watchfloor.ingest.envelope import SUBJECT_RAW, Envelope
 from watchfloor.storage import Database
@@ -120,6 +121,34 @@ class OverCapacityError(IntakeError):
     def retry_after(self) -> str:
         """The `Retry-After` header value: whole seconds, at least 1."""
         return str(max(1, math.ceil(self.retry_after_seconds)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """A request-level refusal, protocol-neutral: each protocol renders it in its own dialect."""
+
+    status: int  # 413, 400, 429, 503 or 500
+    kind: str  # body_too_large | bad_encoding | throttle | full | internal
+    detail: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def refuse(exc: IntakeError, tenant: str, protocol: str) -> Refusal:
+    """Count the refusal for `tenant` and `protocol` and say how to answer it."""
+    if isinstance(exc, OverCapacityError):
+        metrics.count_rejected(tenant, protocol, f"over_capacity_{exc.level}")
+        status = 429 if exc.level == "throttle" else 503
+        detail = "the intake spool is over capacity; retry later"
+        return Refusal(status=status, kind=exc.level, detail=detail, headers={"Retry-After": exc.retry_after})
+    if isinstance(exc, BodyTooLargeError):
+        metrics.count_rejected(tenant, protocol, "request_too_large")
+        return Refusal(
+            status=413, kind="body_too_large", detail=f"the request body is over {exc.limit} bytes"
+        )
+    if isinstance(exc, ContentEncodingError):
+        metrics.count_rejected(tenant, protocol, "bad_encoding")
+        return Refusal(status=400, kind="bad_encoding", detail=exc.message)
+    return Refusal(status=500, kind="internal", detail=exc.code)
 
 
 class Intake:

@@ -22,16 +22,21 @@ from watchfloor.ingest import metrics
 from watchfloor.ingest.auth import AuthProblem, Principal, credential_from_header
 from watchfloor.ingest.envelope import Envelope
 from watchfloor.ingest.http import (
-    BodyTooLargeError,
-    ContentEncodingError,
     Intake,
     IntakeError,
-    OverCapacityError,
     now_utc,
+    refuse,
 )
 
 logger = logging.getLogger(__name__)
 
+_TITLES: Final = {
+    "throttle": "Too Many Requests",
+    "full": "Service Unavailable",
+    "body_too_large": "Content Too Large",
+    "bad_encoding": "Bad Content-Encoding",
+    "internal": "Internal Server Error",
+}
 PROTOCOL: Final = "ndjson"
 SOURCE: Final = "ndjson"
 PATH: Final = "/api/v1/ingest/ndjson"
@@ -150,24 +155,9 @@ def routes(intake: Intake) -> APIRouter:
                 metrics.count_rejected(tenant, PROTOCOL, "no_data")
                 return problem(400, "No data", "the request body holds no lines")
             answer = await run_in_threadpool(_process, intake, principal, body)
-        except OverCapacityError as exc:
-            metrics.count_rejected(tenant, PROTOCOL, f"over_capacity_{exc.level}")
-            status = 429 if exc.level == "throttle" else 503
-            title = "Too Many Requests" if status == 429 else "Service Unavailable"
-            return problem(
-                status,
-                title,
-                "the spool is over capacity; retry later",
-                headers={"Retry-After": exc.retry_after},
-            )
-        except BodyTooLargeError as exc:
-            metrics.count_rejected(tenant, PROTOCOL, "request_too_large")
-            return problem(413, "Content Too Large", f"the request body is over {exc.limit} bytes")
-        except ContentEncodingError as exc:
-            metrics.count_rejected(tenant, PROTOCOL, "bad_encoding")
-            return problem(400, "Bad Content-Encoding", exc.message)
         except IntakeError as exc:
-            return problem(500, "Internal Server Error", exc.code)
+            refusal = refuse(exc, tenant, PROTOCOL)
+            return problem(refusal.status, _TITLES[refusal.kind], refusal.detail, headers=refusal.headers)
         return Response(orjson.dumps(answer), media_type="application/json")
 
     return router
