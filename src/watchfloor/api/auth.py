@@ -70,8 +70,8 @@ class AdminGuard:
             raise ApiProblem(
                 503,
                 "the admin API is disabled: no operator token is configured. Create one with "
-                "`python -c 'from watchfloor.api import new_admin_token; print(*new_admin_token())'`, keep "
-                f"the first value, and set {ADMIN_TOKEN_SETTING} to the second (its SHA-256 hex)",
+                f"`watchfloor admin-token`, keep the token it prints, and set {ADMIN_TOKEN_SETTING} to the "
+                "SHA-256 hex it prints",
                 code="api.admin_token_not_configured",
             )
         scheme, _, credential = (authorization or "").strip().partition(" ")
