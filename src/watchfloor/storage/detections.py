@@ -94,7 +94,11 @@ class DetectionRepository:
 
     def insert_many(self, tenant_id: TenantId, rows: Iterable[NewDetection]) -> int:
         """Store the rows the tenant does not have yet (by rule_id + event_key); returns how many were new."""
-        values = [_values(tenant_id, row) for row in rows]
+        # One lock order for every writer: concurrent batches that overlap in different orders would
+        # otherwise deadlock on PostgreSQL's unique index (each holding a key the other waits for).
+        values = sorted(
+            (_values(tenant_id, row) for row in rows), key=lambda item: (item["rule_id"], item["event_key"])
+        )
         if not values:
             return 0
         with self._store.write() as connection:
