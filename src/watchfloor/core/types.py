@@ -31,3 +31,47 @@ def rule_level(value: object) -> RuleLevel:
         if text == level:
             return level
     return "informational"
+
+
+# -- triage and cases ---------------------------------------------------------------------------------
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
+
+AnalystTier = Literal["T1", "T2", "T3"]
+ANALYST_TIERS: tuple[AnalystTier, ...] = ("T1", "T2", "T3")
+
+IncidentState = Literal[
+    "new",
+    "acknowledged",
+    "investigating",
+    "awaiting_customer",
+    "contained",
+    "resolved",
+    "closed_true_positive",
+    "closed_false_positive",
+]
+INCIDENT_STATES: tuple[IncidentState, ...] = (
+    "new",
+    "acknowledged",
+    "investigating",
+    "awaiting_customer",
+    "contained",
+    "resolved",
+    "closed_true_positive",
+    "closed_false_positive",
+)
+CLOSED_STATES: frozenset[IncidentState] = frozenset({"closed_true_positive", "closed_false_positive"})
+
+# SLA metrics a service tier sets targets for (seconds from incident creation to the milestone).
+SlaMetric = Literal["acknowledge", "notify", "contain"]
+SLA_METRICS: tuple[SlaMetric, ...] = ("acknowledge", "notify", "contain")
+
+
+def severity_of(level: RuleLevel) -> Severity:
+    """The alert severity a Sigma rule level starts at (informational counts as low)."""
+    return "low" if level == "informational" else level
+
+
+def severity_rank(severity: Severity) -> int:
+    """0 for low ... 3 for critical, for ordering."""
+    return SEVERITIES.index(severity)

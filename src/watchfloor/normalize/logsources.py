@@ -26,7 +26,6 @@ differing only in event ids become one.
 from __future__ import annotations
 
 import functools
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Any, Final
 
 import yaml
 
+from watchfloor.core.content import content_dir
 from watchfloor.core.errors import ConfigError, Location
 from watchfloor.normalize.model import Binding, LogsourceEntry
 
@@ -125,12 +125,6 @@ def _with_ids(binding: Binding, event_ids: frozenset[int] | None) -> Binding:
 
 
 # -- loading ---------------------------------------------------------------------------------------
-def content_dir() -> Path:
-    """WATCHFLOOR_CONTENT_DIR, else the repository's content/ directory."""
-    env = os.environ.get("WATCHFLOOR_CONTENT_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "content"
-
-
 @functools.cache
 def default_logsource_map() -> LogsourceMap:
     """Every content/mappings/*.yml, loaded once per process."""

@@ -1,0 +1,1 @@
+"""Triage: detections -> deduplicated, scored alerts -> incidents; suppressions and auto-close."""
