@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy import Engine
 
+from watchfloor.storage.alerts import AlertRepository, SuppressionRepository
 from watchfloor.storage.assets import AssetRepository
 from watchfloor.storage.audit import AuditRepository
 from watchfloor.storage.columns import utc_now
@@ -21,6 +22,7 @@ from watchfloor.storage.engine import (
     upgrade_to_head,
 )
 from watchfloor.storage.health import SourceHealthRepository
+from watchfloor.storage.incidents import IncidentRepository, SlaRepository, TenantSettingsRepository
 from watchfloor.storage.tenants import TenantRepository
 from watchfloor.storage.tokens import TokenRepository
 
@@ -30,11 +32,26 @@ MIGRATION_WAIT = 120.0  # seconds a starting process waits for another one's mig
 class Database:
     """The system of record. `Database.open(url)` connects and migrates to the newest schema.
 
-    Repositories: `tenants`, `assets`, `tokens`, `detections`, `dead_letters`, `audit`. Each call is one
+    Repositories: `tenants`, `assets`, `tokens`, `detections`, `dead_letters`, `audit`, `health`, `alerts`,
+    `suppressions`, `incidents`, `sla`, `settings`. Each call is one
     transaction; state changes write their audit entry in that same transaction.
     """
 
-    __slots__ = ("_store", "assets", "audit", "dead_letters", "detections", "health", "tenants", "tokens")
+    __slots__ = (
+        "_store",
+        "alerts",
+        "assets",
+        "audit",
+        "dead_letters",
+        "detections",
+        "health",
+        "incidents",
+        "settings",
+        "sla",
+        "suppressions",
+        "tenants",
+        "tokens",
+    )
 
     def __init__(self, store: Store) -> None:
         """Wrap an engine that is already migrated; use `Database.open` instead."""
@@ -46,6 +63,16 @@ class Database:
         self.dead_letters = DeadLetterRepository(store)
         self.audit = AuditRepository(store)
         self.health = SourceHealthRepository(store)
+        self.alerts = AlertRepository(store)
+        self.suppressions = SuppressionRepository(store)
+        self.incidents = IncidentRepository(store)
+        self.sla = SlaRepository(store)
+        self.settings = TenantSettingsRepository(store)
+
+    @property
+    def store(self) -> Store:
+        """The engine + clock, for services that compose several writes in one transaction."""
+        return self._store
 
     @classmethod
     def open(

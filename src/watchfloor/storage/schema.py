@@ -204,3 +204,188 @@ health_alerts = Table(
     Index(None, "tenant_id", "source", "closed_at"),
     Index(None, "tenant_id", "id"),
 )
+
+# -- triage and cases (migration 0003) ---------------------------------------------------------------
+SEVERITY_VALUES = ("low", "medium", "high", "critical")
+ALERT_STATUSES = ("open", "incident", "suppressed", "auto_closed")
+INCIDENT_STATE_VALUES = (
+    "new",
+    "acknowledged",
+    "investigating",
+    "awaiting_customer",
+    "contained",
+    "resolved",
+    "closed_true_positive",
+    "closed_false_positive",
+)
+ANALYST_TIER_VALUES = ("T1", "T2", "T3")
+SLA_METRIC_VALUES = ("acknowledge", "notify", "contain")
+SLA_EVENT_KINDS = ("sla_warning", "sla_breached")
+OBJECT_ID_LENGTH = 96
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(OBJECT_ID_LENGTH), primary_key=True),
+    _tenant_fk(),
+    Column("dedup_key", Text, nullable=False),
+    Column("rule_id", Text, nullable=False),
+    Column("rule_title", Text, nullable=False),
+    Column("rule_author", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("entities", Json, nullable=False),
+    Column("techniques", Json, nullable=False),
+    Column("tactics", Json, nullable=False),
+    Column("detection_ids", Json, nullable=False),
+    Column("risk", Json, nullable=False),
+    Column("risk_score", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("incident_id", String(OBJECT_ID_LENGTH), nullable=True),
+    Column("closed_reason", Text, nullable=True),
+    CheckConstraint(_one_of("severity", SEVERITY_VALUES), name="severity"),
+    CheckConstraint(_one_of("status", ALERT_STATUSES), name="status"),
+    Index(None, "tenant_id", "last_seen"),
+    Index(None, "tenant_id", "incident_id"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(OBJECT_ID_LENGTH), primary_key=True),
+    _tenant_fk(),
+    Column("version", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("risk", Json, nullable=False),
+    Column("risk_score", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("first_event_at", UTCDateTime, nullable=False),
+    Column("alert_ids", Json, nullable=False),
+    Column("entities", Json, nullable=False),
+    Column("techniques", Json, nullable=False),
+    Column("tactics", Json, nullable=False),
+    Column("assignee", Text, nullable=True),
+    Column("queue_tier", String(4), nullable=False),
+    Column("triaged_at", UTCDateTime, nullable=True),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("acknowledged_by", Text, nullable=True),
+    Column("notified_at", UTCDateTime, nullable=True),
+    Column("contained_at", UTCDateTime, nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("pauses", Json, nullable=False),
+    Column("merged_into", String(OBJECT_ID_LENGTH), nullable=True),
+    Column("linked", Json, nullable=False),
+    Column("closure_reason", Text, nullable=True),
+    CheckConstraint(_one_of("state", INCIDENT_STATE_VALUES), name="state"),
+    CheckConstraint(_one_of("severity", SEVERITY_VALUES), name="severity"),
+    CheckConstraint(_one_of("queue_tier", ANALYST_TIER_VALUES), name="queue_tier"),
+    Index(None, "tenant_id", "state"),
+    Index(None, "tenant_id", "created_at"),
+    Index(None, "state", "created_at"),
+)
+
+incident_timeline = Table(
+    "incident_timeline",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _tenant_fk(),
+    Column("incident_id", String(OBJECT_ID_LENGTH), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("details", Json, nullable=False),
+    Index(None, "tenant_id", "incident_id", "id"),
+    Index(None, "tenant_id", "at"),
+)
+
+incident_notes = Table(
+    "incident_notes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _tenant_fk(),
+    Column("incident_id", String(OBJECT_ID_LENGTH), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("visible_to_customer", Integer, nullable=False),
+    Index(None, "tenant_id", "incident_id", "id"),
+)
+
+incident_evidence = Table(
+    "incident_evidence",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _tenant_fk(),
+    Column("incident_id", String(OBJECT_ID_LENGTH), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Index(None, "tenant_id", "incident_id", "id"),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", String(OBJECT_ID_LENGTH), primary_key=True),
+    _tenant_fk(),
+    Column("rule_id", Text, nullable=True),
+    Column("conditions", Json, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("enabled", Integer, nullable=False),
+    Column("hits", BigInteger, nullable=False),
+    Column("last_hit_at", UTCDateTime, nullable=True),
+    Index(None, "tenant_id", "enabled"),
+)
+
+sla_events = Table(
+    "sla_events",
+    metadata,
+    _tenant_fk(),
+    Column("incident_id", String(OBJECT_ID_LENGTH), nullable=False),
+    Column("metric", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("target_seconds", BigInteger, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "incident_id", "metric", "kind"),
+    CheckConstraint(_one_of("metric", SLA_METRIC_VALUES), name="metric"),
+    CheckConstraint(_one_of("kind", SLA_EVENT_KINDS), name="kind"),
+    Index(None, "tenant_id", "at"),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _tenant_fk(),
+    Column("incident_id", String(OBJECT_ID_LENGTH), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "incident_id", "step"),
+)
+
+tenant_settings = Table(
+    "tenant_settings",
+    metadata,
+    Column("tenant_id", String(TENANT_ID_LENGTH), ForeignKey("tenants.id"), primary_key=True),
+    Column("timezone", String(64), nullable=False),
+    Column("escalation", Json, nullable=False),
+    Column("contract", Json, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,602 @@
+"""Incidents with their timeline, notes and evidence; SLA events and escalations; per-tenant case settings.
+
+Changing an incident is read-modify-write under a row lock: `IncidentRepository.modify(tenant, id, change)`
+runs `change(incident)` (a pure function from `watchfloor.cases`) inside one transaction that locks the row
+(`SELECT ... FOR UPDATE` on PostgreSQL, the single writer on SQLite), stores the new incident with its
+timeline entries, and writes an audit entry per timeline entry. No business rules live here.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from watchfloor.cases.models import Evidence, Incident, Note, TimelineEntry, TimelineKind
+from watchfloor.core.types import AnalystTier, IncidentState, Severity, SlaMetric, TenantId
+from watchfloor.storage.alerts import entities_from, entities_json, risk_from, risk_json, upsert_alerts
+from watchfloor.storage.audit import append_audit
+from watchfloor.storage.engine import Store, dialect_insert
+from watchfloor.storage.errors import NotFoundError, where
+from watchfloor.storage.schema import (
+    escalations,
+    incident_evidence,
+    incident_notes,
+    incident_timeline,
+    incidents,
+    sla_events,
+    tenant_settings,
+)
+from watchfloor.storage.tenants import require_tenant
+from watchfloor.triage.models import Alert
+
+
+# -- row <-> record -----------------------------------------------------------------------------------
+def _pauses_json(pauses: Iterable[tuple[datetime, datetime | None]]) -> list[list[str | None]]:
+    return [[start.isoformat(), end.isoformat() if end is not None else None] for start, end in pauses]
+
+
+def _pauses_from(data: Iterable[Sequence[str | None]]) -> tuple[tuple[datetime, datetime | None], ...]:
+    out: list[tuple[datetime, datetime | None]] = []
+    for start, end in data:
+        assert start is not None
+        out.append((datetime.fromisoformat(start), datetime.fromisoformat(end) if end is not None else None))
+    return tuple(out)
+
+
+def _incident_values(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "tenant_id": incident.tenant_id,
+        "title": incident.title,
+        "state": incident.state,
+        "severity": incident.severity,
+        "risk": risk_json(incident.risk),
+        "risk_score": incident.risk.score,
+        "created_at": incident.created_at,
+        "updated_at": incident.updated_at,
+        "first_event_at": incident.first_event_at,
+        "alert_ids": list(incident.alert_ids),
+        "entities": entities_json(incident.entities),
+        "techniques": list(incident.techniques),
+        "tactics": list(incident.tactics),
+        "assignee": incident.assignee,
+        "queue_tier": incident.queue_tier,
+        "triaged_at": incident.triaged_at,
+        "acknowledged_at": incident.acknowledged_at,
+        "acknowledged_by": incident.acknowledged_by,
+        "notified_at": incident.notified_at,
+        "contained_at": incident.contained_at,
+        "resolved_at": incident.resolved_at,
+        "closed_at": incident.closed_at,
+        "pauses": _pauses_json(incident.pauses),
+        "merged_into": incident.merged_into,
+        "linked": list(incident.linked),
+        "closure_reason": incident.closure_reason,
+    }
+
+
+def _incident(row: Mapping[Any, Any]) -> Incident:
+    return Incident(
+        id=row["id"],
+        tenant_id=TenantId(row["tenant_id"]),
+        title=row["title"],
+        state=cast("IncidentState", row["state"]),
+        severity=cast("Severity", row["severity"]),
+        risk=risk_from(row["risk"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        first_event_at=row["first_event_at"],
+        alert_ids=tuple(row["alert_ids"]),
+        entities=entities_from(row["entities"]),
+        techniques=tuple(row["techniques"]),
+        tactics=tuple(row["tactics"]),
+        assignee=row["assignee"],
+        queue_tier=cast("AnalystTier", row["queue_tier"]),
+        triaged_at=row["triaged_at"],
+        acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"],
+        notified_at=row["notified_at"],
+        contained_at=row["contained_at"],
+        resolved_at=row["resolved_at"],
+        closed_at=row["closed_at"],
+        pauses=_pauses_from(row["pauses"]),
+        merged_into=row["merged_into"],
+        linked=tuple(row["linked"]),
+        closure_reason=row["closure_reason"],
+    )
+
+
+def _timeline_values(entry: TimelineEntry) -> dict[str, Any]:
+    return {
+        "tenant_id": entry.tenant_id,
+        "incident_id": entry.incident_id,
+        "at": entry.at,
+        "actor": entry.actor,
+        "kind": entry.kind,
+        "summary": entry.summary,
+        "details": dict(entry.details),
+    }
+
+
+def _timeline(row: Mapping[Any, Any]) -> TimelineEntry:
+    return TimelineEntry(
+        incident_id=row["incident_id"],
+        tenant_id=TenantId(row["tenant_id"]),
+        at=row["at"],
+        actor=row["actor"],
+        kind=cast("TimelineKind", row["kind"]),
+        summary=row["summary"],
+        details=dict(row["details"]),
+    )
+
+
+def _check_tenant(tenant_id: TenantId, what: str, owner: str) -> None:
+    if owner != tenant_id:
+        msg = f"{what} belongs to tenant {owner!r}, not {tenant_id!r}"
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """What a `modify` callback returns: the new incident and what to record about the change."""
+
+    incident: Incident
+    timeline: tuple[TimelineEntry, ...] = ()
+    notes: tuple[Note, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    alerts: tuple[Alert, ...] = ()  # alerts whose incident link or status changed with it
+    audit_action: str | None = None  # e.g. incident.transition; None: one audit entry per timeline entry
+    audit_details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def write_change(connection: Connection, store: Store, change: Change, *, actor: str, new: bool) -> None:
+    """Persist a `Change` on `connection` (the caller's transaction)."""
+    incident = change.incident
+    tenant_id = incident.tenant_id
+    values = _incident_values(incident)
+    if new:
+        connection.execute(insert(incidents).values(version=1, **values))
+    else:
+        result = connection.execute(
+            update(incidents)
+            .where(incidents.c.tenant_id == tenant_id, incidents.c.id == incident.id)
+            .values(version=incidents.c.version + 1, **values)
+        )
+        if result.rowcount == 0:
+            raise NotFoundError(
+                f"no incident {incident.id!r}", location=where(tenant_id, "incidents", incident.id)
+            )
+    for entry in change.timeline:
+        _check_tenant(tenant_id, f"timeline entry for {entry.incident_id}", entry.tenant_id)
+    if change.timeline:
+        connection.execute(insert(incident_timeline), [_timeline_values(e) for e in change.timeline])
+    for note in change.notes:
+        _check_tenant(tenant_id, "note", note.tenant_id)
+        connection.execute(
+            insert(incident_notes).values(
+                tenant_id=tenant_id,
+                incident_id=note.incident_id,
+                at=note.at,
+                author=note.author,
+                text=note.text,
+                visible_to_customer=int(note.visible_to_customer),
+            )
+        )
+    for item in change.evidence:
+        _check_tenant(tenant_id, "evidence", item.tenant_id)
+        connection.execute(
+            insert(incident_evidence).values(
+                tenant_id=tenant_id,
+                incident_id=item.incident_id,
+                at=item.at,
+                author=item.author,
+                kind=item.kind,
+                reference=item.reference,
+                description=item.description,
+            )
+        )
+    upsert_alerts(connection, tenant_id, change.alerts)
+    now = store.now()
+    if change.audit_action is not None:
+        append_audit(
+            connection,
+            at=now,
+            actor=actor,
+            action=change.audit_action,
+            tenant_id=tenant_id,
+            object_type="incident",
+            object_id=incident.id,
+            details=dict(change.audit_details),
+        )
+    else:
+        for entry in change.timeline:
+            append_audit(
+                connection,
+                at=now,
+                actor=entry.actor,
+                action=f"incident.{entry.kind}",
+                tenant_id=tenant_id,
+                object_type="incident",
+                object_id=entry.incident_id,
+                details={"summary": entry.summary, **dict(entry.details)},
+            )
+
+
+class IncidentRepository:
+    """Incidents per tenant; every change in one locked transaction with its timeline and audit entries."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def create(self, change: Change, *, actor: str) -> Incident:
+        with self._store.write() as connection:
+            require_tenant(connection, change.incident.tenant_id, active=False)
+            write_change(connection, self._store, change, actor=actor, new=True)
+        return change.incident
+
+    def modify(
+        self, tenant_id: TenantId, incident_id: str, change: Callable[[Incident], Change], *, actor: str
+    ) -> Change:
+        """Lock the incident, apply `change` to it, store the result. Exceptions roll everything back."""
+        with self._store.write() as connection:
+            current = self._locked(connection, tenant_id, incident_id)
+            result = change(current)
+            if result.incident.id != incident_id or result.incident.tenant_id != tenant_id:
+                msg = "a change may not move an incident to another id or tenant"
+                raise ValueError(msg)
+            write_change(connection, self._store, result, actor=actor, new=False)
+        return result
+
+    def modify_many(
+        self,
+        tenant_id: TenantId,
+        incident_ids: Sequence[str],
+        change: Callable[[Sequence[Incident]], Sequence[tuple[Change, bool]]],
+        *,
+        actor: str,
+    ) -> Sequence[tuple[Change, bool]]:
+        """Lock several incidents (in id order), apply `change`, store each result (`True` = a new incident).
+
+        For merge and split, which touch several incidents in one transaction.
+        """
+        with self._store.write() as connection:
+            current = [self._locked(connection, tenant_id, i) for i in sorted(set(incident_ids))]
+            by_id = {incident.id: incident for incident in current}
+            results = change([by_id[i] for i in incident_ids])
+            for result, new in results:
+                _check_tenant(tenant_id, f"incident {result.incident.id}", result.incident.tenant_id)
+                write_change(connection, self._store, result, actor=actor, new=new)
+        return results
+
+    def _locked(self, connection: Connection, tenant_id: TenantId, incident_id: str) -> Incident:
+        row = (
+            connection.execute(
+                select(incidents)
+                .where(incidents.c.tenant_id == tenant_id, incidents.c.id == incident_id)
+                .with_for_update()
+            )
+            .mappings()
+            .one_or_none()
+        )
+        if row is None:
+            raise NotFoundError(
+                f"no incident {incident_id!r}", location=where(tenant_id, "incidents", incident_id)
+            )
+        return _incident(row)
+
+    def get(self, tenant_id: TenantId, incident_id: str) -> Incident:
+        with self._store.read() as connection:
+            row = (
+                connection.execute(
+                    select(incidents).where(incidents.c.tenant_id == tenant_id, incidents.c.id == incident_id)
+                )
+                .mappings()
+                .one_or_none()
+            )
+        if row is None:
+            raise NotFoundError(
+                f"no incident {incident_id!r}", location=where(tenant_id, "incidents", incident_id)
+            )
+        return _incident(row)
+
+    def list(
+        self,
+        tenant_ids: Collection[TenantId] | None,
+        *,
+        states: Collection[IncidentState] | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        limit: int | None = 500,
+    ) -> builtins.list[Incident]:
+        """Incidents of the given tenants (None: every tenant, for MSSP-wide views), oldest first."""
+        query = select(incidents)
+        if tenant_ids is not None:
+            query = query.where(incidents.c.tenant_id.in_(sorted(tenant_ids)))
+        if states is not None:
+            query = query.where(incidents.c.state.in_(sorted(states)))
+        if created_since is not None:
+            query = query.where(incidents.c.created_at >= created_since)
+        if created_until is not None:
+            query = query.where(incidents.c.created_at < created_until)
+        query = query.order_by(incidents.c.created_at, incidents.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._store.read() as connection:
+            return [_incident(row) for row in connection.execute(query).mappings()]
+
+    def count(self, tenant_id: TenantId, *, states: Collection[IncidentState] | None = None) -> int:
+        query = select(func.count()).select_from(incidents).where(incidents.c.tenant_id == tenant_id)
+        if states is not None:
+            query = query.where(incidents.c.state.in_(sorted(states)))
+        with self._store.read() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def timeline(self, tenant_id: TenantId, incident_id: str) -> builtins.list[TimelineEntry]:
+        query = (
+            select(incident_timeline)
+            .where(incident_timeline.c.tenant_id == tenant_id, incident_timeline.c.incident_id == incident_id)
+            .order_by(incident_timeline.c.id)
+        )
+        with self._store.read() as connection:
+            return [_timeline(row) for row in connection.execute(query).mappings()]
+
+    def timeline_between(
+        self, tenant_ids: Collection[TenantId] | None, since: datetime, until: datetime
+    ) -> builtins.list[TimelineEntry]:
+        """Timeline entries of the given tenants in [since, until), for workload and metrics."""
+        query = select(incident_timeline).where(
+            incident_timeline.c.at >= since, incident_timeline.c.at < until
+        )
+        if tenant_ids is not None:
+            query = query.where(incident_timeline.c.tenant_id.in_(sorted(tenant_ids)))
+        with self._store.read() as connection:
+            return [
+                _timeline(row)
+                for row in connection.execute(query.order_by(incident_timeline.c.id)).mappings()
+            ]
+
+    def notes(
+        self, tenant_id: TenantId, incident_id: str, *, customer_view: bool = False
+    ) -> builtins.list[Note]:
+        query = select(incident_notes).where(
+            incident_notes.c.tenant_id == tenant_id, incident_notes.c.incident_id == incident_id
+        )
+        if customer_view:
+            query = query.where(incident_notes.c.visible_to_customer == 1)
+        with self._store.read() as connection:
+            rows = connection.execute(query.order_by(incident_notes.c.id)).mappings().all()
+        return [
+            Note(
+                incident_id=row["incident_id"],
+                tenant_id=TenantId(row["tenant_id"]),
+                at=row["at"],
+                author=row["author"],
+                text=row["text"],
+                visible_to_customer=bool(row["visible_to_customer"]),
+            )
+            for row in rows
+        ]
+
+    def evidence(self, tenant_id: TenantId, incident_id: str) -> builtins.list[Evidence]:
+        query = select(incident_evidence).where(
+            incident_evidence.c.tenant_id == tenant_id, incident_evidence.c.incident_id == incident_id
+        )
+        with self._store.read() as connection:
+            rows = connection.execute(query.order_by(incident_evidence.c.id)).mappings().all()
+        return [
+            Evidence(
+                incident_id=row["incident_id"],
+                tenant_id=TenantId(row["tenant_id"]),
+                at=row["at"],
+                author=row["author"],
+                kind=row["kind"],
+                reference=row["reference"],
+                description=row["description"],
+            )
+            for row in rows
+        ]
+
+
+# -- SLA events and escalations ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaEventRecord:
+    tenant_id: TenantId
+    incident_id: str
+    metric: SlaMetric
+    kind: str  # sla_warning | sla_breached
+    at: datetime
+    severity: Severity
+    target_seconds: int
+
+
+def record_sla_event(connection: Connection, event: SlaEventRecord, *, recorded_at: datetime) -> bool:
+    """Store the event unless already stored (per incident, metric and kind); True when it was new."""
+    statement = (
+        dialect_insert(connection, sla_events)
+        .values(
+            tenant_id=event.tenant_id,
+            incident_id=event.incident_id,
+            metric=event.metric,
+            kind=event.kind,
+            at=event.at,
+            severity=event.severity,
+            target_seconds=event.target_seconds,
+            recorded_at=recorded_at,
+        )
+        .on_conflict_do_nothing()
+        .returning(sla_events.c.incident_id)
+    )
+    return connection.execute(statement).first() is not None
+
+
+class SlaRepository:
+    """SLA warnings/breaches (once each per incident and metric) and the escalation steps taken."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def events(
+        self,
+        tenant_id: TenantId,
+        *,
+        incident_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> builtins.list[SlaEventRecord]:
+        query = select(sla_events).where(sla_events.c.tenant_id == tenant_id)
+        if incident_id is not None:
+            query = query.where(sla_events.c.incident_id == incident_id)
+        if since is not None:
+            query = query.where(sla_events.c.at >= since)
+        if until is not None:
+            query = query.where(sla_events.c.at < until)
+        with self._store.read() as connection:
+            rows = connection.execute(query.order_by(sla_events.c.at)).mappings().all()
+        return [
+            SlaEventRecord(
+                tenant_id=TenantId(row["tenant_id"]),
+                incident_id=row["incident_id"],
+                metric=cast("SlaMetric", row["metric"]),
+                kind=row["kind"],
+                at=row["at"],
+                severity=cast("Severity", row["severity"]),
+                target_seconds=int(row["target_seconds"]),
+            )
+            for row in rows
+        ]
+
+    def emitted(
+        self, tenant_id: TenantId, incident_ids: Collection[str]
+    ) -> dict[str, frozenset[tuple[str, str]]]:
+        """incident id -> {(metric, kind)} already recorded, for the idempotent sweeper."""
+        out: dict[str, set[tuple[str, str]]] = {i: set() for i in incident_ids}
+        if not incident_ids:
+            return {}
+        query = select(sla_events.c.incident_id, sla_events.c.metric, sla_events.c.kind).where(
+            sla_events.c.tenant_id == tenant_id, sla_events.c.incident_id.in_(sorted(incident_ids))
+        )
+        with self._store.read() as connection:
+            for incident_id, metric, kind in connection.execute(query):
+                out[incident_id].add((metric, kind))
+        return {key: frozenset(value) for key, value in out.items()}
+
+    def escalations(self, tenant_id: TenantId, incident_id: str) -> builtins.list[dict[str, Any]]:
+        query = (
+            select(escalations)
+            .where(escalations.c.tenant_id == tenant_id, escalations.c.incident_id == incident_id)
+            .order_by(escalations.c.step)
+        )
+        with self._store.read() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def record_escalation(
+    connection: Connection,
+    *,
+    tenant_id: TenantId,
+    incident_id: str,
+    step: int,
+    target: str,
+    channel: str,
+    reason: str,
+    at: datetime,
+) -> bool:
+    """Store escalation step `step` of an incident once; True when it was new."""
+    statement = (
+        dialect_insert(connection, escalations)
+        .values(
+            tenant_id=tenant_id,
+            incident_id=incident_id,
+            step=step,
+            target=target,
+            channel=channel,
+            reason=reason,
+            at=at,
+        )
+        .on_conflict_do_nothing()
+        .returning(escalations.c.id)
+    )
+    return connection.execute(statement).first() is not None
+
+
+def escalation_count(connection: Connection, tenant_id: TenantId, incident_id: str) -> int:
+    return int(
+        connection.execute(
+            select(func.count())
+            .select_from(escalations)
+            .where(escalations.c.tenant_id == tenant_id, escalations.c.incident_id == incident_id)
+        ).scalar_one()
+    )
+
+
+# -- per-tenant case settings --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantSettings:
+    """A tenant's time zone (for business hours and escalation bands), escalation tree and contract."""
+
+    tenant_id: TenantId
+    timezone: str = "UTC"
+    escalation: Mapping[str, Any] = field(default_factory=dict)  # see cases.escalation
+    contract: Mapping[str, Any] = field(default_factory=dict)  # monthly_fee_minor, currency, ...
+
+
+class TenantSettingsRepository:
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, tenant_id: TenantId) -> TenantSettings:
+        """The tenant's settings, or the defaults when none were stored."""
+        with self._store.read() as connection:
+            row = (
+                connection.execute(select(tenant_settings).where(tenant_settings.c.tenant_id == tenant_id))
+                .mappings()
+                .one_or_none()
+            )
+        if row is None:
+            return TenantSettings(tenant_id=tenant_id)
+        return TenantSettings(
+            tenant_id=tenant_id,
+            timezone=row["timezone"],
+            escalation=row["escalation"],
+            contract=row["contract"],
+        )
+
+    def put(self, settings: TenantSettings, *, actor: str) -> None:
+        tenant_id = settings.tenant_id
+        values = {
+            "timezone": settings.timezone,
+            "escalation": dict(settings.escalation),
+            "contract": dict(settings.contract),
+        }
+        with self._store.write() as connection:
+            require_tenant(connection, tenant_id, active=True)
+            now = self._store.now()
+            statement = dialect_insert(connection, tenant_settings).values(
+                tenant_id=tenant_id, updated_at=now, **values
+            )
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[tenant_settings.c.tenant_id], set_={**values, "updated_at": now}
+                )
+            )
+            append_audit(
+                connection,
+                at=now,
+                actor=actor,
+                action="tenant.settings",
+                tenant_id=tenant_id,
+                object_type="tenant_settings",
+                object_id=tenant_id,
+                details=values,
+            )
