@@ -158,3 +158,27 @@ def test_retired_tenants_keep_their_detections(db: Database, tenant_clinic: Tena
     db.detections.insert_many(tenant_clinic, [detection(1)])
     db.tenants.retire(tenant_clinic, actor="a")
     assert db.detections.count(tenant_clinic) == 1
+
+
+def test_tailing_detections_by_id_with_a_cursor(
+    db: Database, tenant_clinic: TenantId, tenant_lawfirm: TenantId, clock: object
+) -> None:
+    from watchfloor.storage.cursors import advance_cursor, read_cursor
+
+    db.detections.insert_many(tenant_clinic, [detection(n) for n in range(3)])
+    db.detections.insert_many(tenant_lawfirm, [detection(n) for n in range(2)])
+    now = db.store.now()
+    # Rows stored at `now` are not yet old enough for a reader that lags by a second.
+    assert db.detections.after_all_tenants(0, stored_before=now) == []
+    later = now + timedelta(seconds=1)
+    first = db.detections.after_all_tenants(0, stored_before=later, limit=4)
+    assert [d.tenant_id for d in first] == ["clinic"] * 3 + ["lawfirm"]
+    with db.store.write() as connection:
+        assert read_cursor(connection, "triage") == 0
+        advance_cursor(connection, "triage", first[-1].id, at=later)
+    with db.store.write() as connection:
+        position = read_cursor(connection, "triage")
+        with pytest.raises(ValueError, match="backwards"):
+            advance_cursor(connection, "triage", position - 1, at=later)
+    rest = db.detections.after_all_tenants(position, stored_before=later)
+    assert [d.tenant_id for d in rest] == ["lawfirm"]

@@ -141,6 +141,25 @@ class DetectionRepository:
             rows = connection.execute(query).mappings().all()
         return [_detection(row) for row in rows]
 
+    def after_all_tenants(
+        self, after_id: int, *, stored_before: datetime, limit: int = 1000
+    ) -> builtins.list[Detection]:
+        """Detections of every tenant with id > `after_id`, stored before `stored_before`, by id.
+
+        The one all-tenant scan: for stages that tail detections (triage). `stored_before` should lag the
+        clock by more than any write transaction lasts, so ids that commit out of order on PostgreSQL are
+        not skipped.
+        """
+        query = (
+            select(detections)
+            .where(detections.c.id > after_id, detections.c.stored_at < as_utc(stored_before))
+            .order_by(detections.c.id)
+            .limit(limit)
+        )
+        with self._store.read() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [_detection(row) for row in rows]
+
     def count(self, tenant_id: TenantId, *, rule_id: str | None = None) -> int:
         query = select(func.count()).select_from(detections).where(detections.c.tenant_id == tenant_id)
         if rule_id is not None:

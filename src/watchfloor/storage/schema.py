@@ -389,3 +389,13 @@ tenant_settings = Table(
     Column("contract", Json, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Where a stage that tails a table (triage tails `detections` by id) has got to; advanced in the same
+# transaction as the stage's output, so a restart neither skips nor repeats work.
+stage_cursors = Table(
+    "stage_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

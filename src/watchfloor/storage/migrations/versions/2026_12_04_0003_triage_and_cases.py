@@ -1,5 +1,5 @@
 """Triage and cases: alerts, incidents, timeline, notes, evidence, suppressions, SLA events, escalations,
-tenant settings (time zone, escalation tree, contract).
+tenant settings (time zone, escalation tree, contract), stage cursors.
 
 Revision ID: 0003
 Revises: 0002
@@ -250,9 +250,17 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_tenant_settings")),
     )
+    op.create_table(
+        "stage_cursors",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_stage_cursors")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("stage_cursors")
     op.drop_table("tenant_settings")
     with op.batch_alter_table("suppressions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_suppressions_tenant_id_enabled"))
