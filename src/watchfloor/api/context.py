@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPBearer
@@ -14,6 +14,9 @@ from fastapi.security import HTTPBearer
 from watchfloor.api.problems import not_found
 from watchfloor.core.types import TenantId, tenant_id
 from watchfloor.storage import Database, Tenant
+
+if TYPE_CHECKING:
+    from watchfloor.server.cases import CaseService
 
 MAX_PAGE: Final = 1000
 DEFAULT_PAGE: Final = 100
@@ -30,6 +33,7 @@ class ApiContext:
     db: Database
     archive_root: Path
     replay: ReplayCallable | None = None
+    cases: CaseService | None = None  # incidents, alerts, suppressions, queue, SLA metrics (None: 503)
 
     def tenant(self, value: str) -> Tenant:
         """The tenant named in the path; an invalid or unknown id is 404 alike."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -12,6 +12,9 @@ from watchfloor.api.auth import AdminGuard, normalize_token_hash
 from watchfloor.api.context import ApiContext, ReplayCallable, bearer_scheme
 from watchfloor.api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_route_class
 from watchfloor.storage import Database
+
+if TYPE_CHECKING:
+    from watchfloor.server.cases import CaseService
 
 API_PREFIX: Final = "/api/v1"
 
@@ -36,16 +39,18 @@ def build_api_router(
     archive_root: Path,
     admin_token_sha256: str | None,
     replay: ReplayCallable | None = None,
+    cases: CaseService | None = None,
 ) -> APIRouter:
     """The admin/operator API under `/api/v1`: tenants, assets, tokens, detections, dead letters, search,
     audit. Every route needs the operator token; errors are problem+json (no app handlers needed).
 
     `admin_token_sha256`: SHA-256 hex of the operator token (None or blank: every route answers 503).
     `replay`: re-runs dead letters through the pipeline (None: the replay route answers 501).
+    `cases`: incident work (incidents, alerts, suppressions, queue, SLA metrics; None: those routes 503).
     Raises `ConfigError` when `admin_token_sha256` is not a SHA-256 hex.
     """
     guard = AdminGuard(normalize_token_hash(admin_token_sha256))
-    ctx = ApiContext(db=db, archive_root=archive_root, replay=replay)
+    ctx = ApiContext(db=db, archive_root=archive_root, replay=replay, cases=cases)
     router = APIRouter(
         prefix=API_PREFIX,
         route_class=problem_route_class(guard),
@@ -63,10 +68,13 @@ def create_api_app(
     archive_root: Path,
     admin_token_sha256: str | None,
     replay: ReplayCallable | None = None,
+    cases: CaseService | None = None,
 ) -> FastAPI:
     """An application serving only the admin API (tests, or a separate admin listener)."""
     app = FastAPI(title="Watchfloor admin API", version="1")
     app.include_router(
-        build_api_router(db, archive_root=archive_root, admin_token_sha256=admin_token_sha256, replay=replay)
+        build_api_router(
+            db, archive_root=archive_root, admin_token_sha256=admin_token_sha256, replay=replay, cases=cases
+        )
     )
     return app

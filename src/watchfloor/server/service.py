@@ -26,6 +26,8 @@ from watchfloor.api import build_api_router
 from watchfloor.archive import ArchiveWriter
 from watchfloor.archive.retention import apply_retention_by_tier
 from watchfloor.bus import SpoolBus, SpoolConfig
+from watchfloor.cases.soc import load_roster
+from watchfloor.cases.tiers import load_tiers
 from watchfloor.core.errors import ConfigError
 from watchfloor.core.types import TenantId, tenant_id
 from watchfloor.detect.sigma.correlation import CorrelationEngine
@@ -39,9 +41,12 @@ from watchfloor.ingest.syslog import SyslogParseError, parse_syslog
 from watchfloor.ingest.syslog_server import Peer, SyslogTcpServer, SyslogUdpServer, Transport
 from watchfloor.normalize.logsources import content_dir, default_logsource_map
 from watchfloor.server import logs
+from watchfloor.server.cases import CaseService
 from watchfloor.server.pipeline import MAX_UNACKED, DetectionWorker, dead_letter_envelopes, rule_versions
 from watchfloor.server.settings import ServeSettings
+from watchfloor.server.triage_stage import TriageWorker
 from watchfloor.storage import Database
+from watchfloor.triage.conditions import load_autoclose
 
 log = logging.getLogger(__name__)
 HEALTH_SETTLE = timedelta(minutes=5)
@@ -132,6 +137,8 @@ class Service:
         )
         self._health_stop = threading.Event()
         self._health_thread: threading.Thread | None = None
+        self._sla_stop = threading.Event()
+        self._sla_thread: threading.Thread | None = None
         self.worker = DetectionWorker(
             self.bus,
             self.db,
@@ -144,12 +151,45 @@ class Service:
             archive=self.archive,
             archive_flush_seconds=settings.archive_flush_seconds,
         )
+        self.triage: TriageWorker | None = None
+        self.cases = self._build_cases(settings)
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         self.registry = CollectorRegistry()
         self.registry.register(_PipelineCollector(self))
         self._syslog: list[SyslogUdpServer | SyslogTcpServer] = []
         self.syslog_ports: dict[str, int] = {}
         self.app = self._build_app()
+
+    def _build_cases(self, settings: ServeSettings) -> CaseService:
+        """The triage stage (when enabled) and the case service over the same database."""
+        metas = [m for _, m in [*self.rules.rules, *self.rules.correlations]]
+        if settings.triage_enabled:
+            self.triage = TriageWorker(
+                self.db,
+                policies=load_autoclose(settings.autoclose_file),
+                rule_statuses={m.id: m.status for m in metas},
+                rule_authors={m.id: m.author for m in metas},
+                lag_seconds=settings.triage_lag_seconds,
+            )
+        worker = self.triage
+        return CaseService(
+            self.db,
+            load_tiers(settings.tiers_file),
+            roster=load_roster(settings.soc_roster) if settings.soc_roster else None,
+            observer=worker.observe_incident if worker else None,
+            alert_observer=worker.replace_alert if worker else None,
+            suppressions_changed=worker.set_suppressions if worker else None,
+        )
+
+    def sla_tick(self) -> None:
+        try:
+            self.cases.sweep()
+        except Exception:  # keep the service up; retried at the next tick
+            log.exception("SLA sweep failed")
+
+    def _sla_loop(self) -> None:
+        while not self._sla_stop.wait(self.settings.sla_interval_seconds):
+            self.sla_tick()
 
     # -- HTTP --------------------------------------------------------------------------------
     def _build_app(self) -> FastAPI:
@@ -174,6 +214,7 @@ class Service:
                 archive_root=self.settings.resolved_archive_dir,
                 admin_token_sha256=self.settings.admin_token_sha256,
                 replay=self.replay_dead_letters,
+                cases=self.cases,
             )
         )
 
@@ -213,6 +254,7 @@ class Service:
             "database": database,
             "spool": self.bus.pressure(SUBJECT_RAW).level != "full",
             "detect_stage": self.worker.alive,
+            "triage_stage": self.triage is None or self.triage.alive,
         }
 
     # -- syslog ------------------------------------------------------------------------------
@@ -291,9 +333,20 @@ class Service:
             target=self._health_loop, name="watchfloor-health", daemon=True
         )
         self._health_thread.start()
+        if self.triage is not None:
+            self.triage.start()
+            self._sla_stop.clear()
+            self._sla_thread = threading.Thread(target=self._sla_loop, name="watchfloor-sla", daemon=True)
+            self._sla_thread.start()
 
     def stop(self) -> None:
         self.worker.stop()
+        if self.triage is not None:
+            self.triage.stop()
+        self._sla_stop.set()
+        if self._sla_thread is not None:
+            self._sla_thread.join(10.0)
+            self._sla_thread = None
         self._health_stop.set()
         if self._health_thread is not None:
             self._health_thread.join(10.0)
@@ -302,6 +355,8 @@ class Service:
 
     def close(self) -> None:
         self.worker.stop()
+        if self.triage is not None:
+            self.triage.stop()
         if self.archive is not None:
             self.archive.close()
         self.bus.close()

@@ -54,7 +54,7 @@ class ServeSettings(BaseSettings):
     archive_enabled: bool = True  # raw + normalized events per tenant and day, in Parquet
     archive_flush_seconds: float = 5.0
     retention_days_by_tier: dict[str, int] = Field(
-        default_factory=lambda: {"essentials": 30, "standard": 90, "premium": 365}
+        default_factory=lambda: {"basic": 30, "essentials": 30, "standard": 90, "premium": 365}
     )
     max_request_bytes: int = 16 * 1024 * 1024
     max_event_bytes: int = 1024 * 1024
@@ -63,6 +63,12 @@ class ServeSettings(BaseSettings):
     detect_batch_size: int = 512
     health_interval_seconds: float = 60.0
     health_tiers: dict[str, Any] = Field(default_factory=dict)  # tier -> silent/low-volume thresholds
+    tiers_file: Path | None = None  # default: the project's content/tiers/tiers.yml
+    soc_roster: Path | None = None  # the SOC roster (see content/soc/roster.example.yml); None: no routing
+    autoclose_file: Path | None = None  # default: the project's content/triage/autoclose.yml
+    triage_enabled: bool = True  # the triage stage (detections -> alerts -> incidents) and the SLA sweeper
+    triage_lag_seconds: float | None = None  # default: 0 on SQLite, 5 on PostgreSQL
+    sla_interval_seconds: float = 30.0  # how often the SLA engine checks warnings, breaches, routing
 
     @property
     def resolved_archive_dir(self) -> Path:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from watchfloor.core.types import RuleId, RuleLevel, TenantId, rule_level
 from watchfloor.storage.columns import as_utc
 from watchfloor.storage.engine import Store, dialect_insert
+from watchfloor.storage.errors import NotFoundError, where
 from watchfloor.storage.schema import detections
 from watchfloor.storage.tenants import require_tenant
 
@@ -140,6 +141,17 @@ class DetectionRepository:
         with self._store.read() as connection:
             rows = connection.execute(query).mappings().all()
         return [_detection(row) for row in rows]
+
+    def get(self, tenant_id: TenantId, detection_id: int) -> Detection:
+        """One detection of the tenant (NotFoundError when absent or another tenant's)."""
+        query = select(detections).where(detections.c.tenant_id == tenant_id, detections.c.id == detection_id)
+        with self._store.read() as connection:
+            row = connection.execute(query).mappings().one_or_none()
+        if row is None:
+            raise NotFoundError(
+                f"no detection {detection_id}", location=where(tenant_id, "detections", str(detection_id))
+            )
+        return _detection(row)
 
     def after_all_tenants(
         self, after_id: int, *, stored_before: datetime, limit: int = 1000

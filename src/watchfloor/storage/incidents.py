@@ -275,6 +275,31 @@ class IncidentRepository:
                 write_change(connection, self._store, result, actor=actor, new=new)
         return results
 
+    def modify_on(
+        self,
+        tenant_id: TenantId,
+        incident_id: str,
+        change: Callable[[Connection, Incident], Change | None],
+        *,
+        actor: str,
+    ) -> Change | None:
+        """`modify` for changes that also write other tables (SLA events, escalations) on the same
+        transaction: `change` gets the connection; None stores nothing (the other writes still commit)."""
+        with self._store.write() as connection:
+            current = self._locked(connection, tenant_id, incident_id)
+            result = change(connection, current)
+            if result is None:
+                return None
+            if result.incident.id != incident_id or result.incident.tenant_id != tenant_id:
+                msg = "a change may not move an incident to another id or tenant"
+                raise ValueError(msg)
+            write_change(connection, self._store, result, actor=actor, new=False)
+        return result
+
+    def locked(self, connection: Connection, tenant_id: TenantId, incident_id: str) -> Incident:
+        """The incident, locked for the rest of the caller's write transaction (NotFoundError if absent)."""
+        return self._locked(connection, tenant_id, incident_id)
+
     def _locked(self, connection: Connection, tenant_id: TenantId, incident_id: str) -> Incident:
         row = (
             connection.execute(

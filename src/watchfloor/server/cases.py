@@ -1,0 +1,810 @@
+"""Case work over storage: what the API and CLI call to work incidents, and the SLA sweeper.
+
+Every operation takes the `Actor` doing it, checks the tenant scope and the permission table on the server
+(`cases.permissions`), runs the pure decision (`cases.lifecycle`, `cases.sla`, `cases.escalation`, ...)
+under the incident's row lock (`IncidentRepository.modify`), and stores the incident, its timeline entries
+and one audit entry per entry in that one transaction. The triage stage is told about every change
+(`observer`), so grouping sees closures, merges and suppressions at once.
+
+`sweep(now)` is the SLA engine's tick: warnings and breaches for every open incident (once each, in
+`sla_events`, with a timeline entry), the breach escalation chain (next analyst tier, duty manager, the
+customer's contacts in order; one `escalations` row per step, the next step only after the previous
+step's wait), queue routing of unassigned work to on-duty analysts, and shift hand-offs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, cast
+
+from sqlalchemy import Connection
+
+from watchfloor.cases import lifecycle
+from watchfloor.cases.escalation import EscalationTree, breach_escalation, tree_from_config
+from watchfloor.cases.lifecycle import DEFAULT_POLICY, IncidentPolicy, TransitionOutcome
+from watchfloor.cases.metrics import GroupBy, MetricRow, Period, compute
+from watchfloor.cases.models import SYSTEM, Actor, Evidence, Incident, Note, TimelineEntry
+from watchfloor.cases.permissions import CaseError, PermissionDeniedError, authorize
+from watchfloor.cases.routing import Assignment, QueueItem, rank, route, shift_handoff
+from watchfloor.cases.sla import (
+    CreditStatement,
+    SlaStatus,
+    credits_for,
+    evaluate_sla,
+    sla_status,
+    sla_statuses,
+)
+from watchfloor.cases.soc import SocRoster, actor_for, on_duty
+from watchfloor.cases.tiers import ServiceTier, TierCatalog
+from watchfloor.cases.workload import AnalystWorkload, open_load, workload
+from watchfloor.core.errors import Location
+from watchfloor.core.types import (
+    CLOSED_STATES,
+    INCIDENT_STATES,
+    AnalystTier,
+    IncidentState,
+    SlaMetric,
+    TenantId,
+)
+from watchfloor.storage.database import Database
+from watchfloor.storage.errors import NotFoundError
+from watchfloor.storage.incidents import (
+    Change,
+    SlaEventRecord,
+    escalation_count,
+    record_escalation,
+    record_sla_event,
+)
+from watchfloor.triage.alerts import with_status
+from watchfloor.triage.conditions import closing_reason, suppression_from_alert
+from watchfloor.triage.models import Alert, Suppression
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES: Final = tuple(s for s in INCIDENT_STATES if s not in CLOSED_STATES)
+DEFAULT_TIER: Final = "standard"
+OPERATOR: Final = Actor(id="operator", role="mssp_admin")
+
+
+class UnknownActorError(CaseError):
+    """The named actor is not in the SOC roster."""
+
+    code = "cases.unknown_actor"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRow:
+    incident: Incident
+    sla: SlaStatus | None  # the nearest running SLA clock, None when no target runs
+    suggested: str | None  # the analyst routing would pick now (None: nobody fits, see `reason`)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepResult:
+    sla_events: int
+    escalations: int
+    assigned: int
+    handoffs: int
+
+
+class CaseService:
+    """Incident work for the API, CLI and SLA sweeper (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        tiers: TierCatalog,
+        *,
+        roster: SocRoster | None = None,
+        policy: IncidentPolicy = DEFAULT_POLICY,
+        observer: Callable[[Incident], None] | None = None,
+        alert_observer: Callable[[Alert, Suppression | None], None] | None = None,
+        suppressions_changed: Callable[[TenantId], None] | None = None,
+        auto_route: bool = True,
+        clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
+    ) -> None:
+        self.db = db
+        self.tiers = tiers
+        self.roster = roster
+        self.policy = policy
+        self._observer = observer
+        self._alert_observer = alert_observer
+        self._suppressions_changed = suppressions_changed
+        self.auto_route = auto_route
+        self.clock = clock
+
+    # -- who -----------------------------------------------------------------------------------------
+    def actor(self, actor_id: str | None) -> Actor:
+        """The operator (no id), else the roster's analyst or duty manager of that id."""
+        if not actor_id or actor_id == OPERATOR.id:
+            return OPERATOR
+        if self.roster is not None:
+            analyst = self.roster.analyst(actor_id)
+            if analyst is not None:
+                return actor_for(analyst)
+            for manager in self.roster.duty_managers:
+                if manager.id == actor_id:
+                    return Actor(id=manager.id, role="soc_manager")
+        msg = f"no analyst or duty manager {actor_id!r} in the SOC roster"
+        raise UnknownActorError(
+            msg, location=Location(path=self.roster.path if self.roster else "<no roster>")
+        )
+
+    # -- tenants' contracts ------------------------------------------------------------------------
+    def tier_of(self, tenant: TenantId) -> ServiceTier:
+        """The tenant's service tier; a tier name the catalog lacks falls back to `standard` (logged)."""
+        record = self.db.tenants.get(tenant)
+        name = record.tier if record is not None else DEFAULT_TIER
+        if name not in self.tiers:
+            log.warning("tenant %s: unknown service tier %r, using %s", tenant, name, DEFAULT_TIER)
+            name = DEFAULT_TIER if DEFAULT_TIER in self.tiers else self.tiers.names[0]
+        return self.tiers.get(name)
+
+    def timezone_of(self, tenant: TenantId) -> str:
+        return self.db.settings.get(tenant).timezone
+
+    def escalation_tree(self, tenant: TenantId) -> EscalationTree:
+        settings = self.db.settings.get(tenant)
+        record = self.db.tenants.get(tenant)
+        contacts = record.contacts if record is not None else ()
+        config = dict(settings.escalation)
+        config.setdefault("timezone", settings.timezone)
+        return tree_from_config(tenant, config, contacts)
+
+    # -- reading -------------------------------------------------------------------------------------
+    def incident(self, actor: Actor, tenant: TenantId, incident_id: str) -> Incident:
+        authorize(actor, "view", tenant, incident_id=incident_id)
+        return self.db.incidents.get(tenant, incident_id)
+
+    def incidents(
+        self,
+        actor: Actor,
+        tenant: TenantId | None = None,
+        *,
+        states: Collection[IncidentState] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 500,
+    ) -> list[Incident]:
+        """Incidents the actor may see: one tenant (checked), or every tenant in its scope."""
+        if tenant is not None:
+            authorize(actor, "view", tenant)
+            scope: Collection[TenantId] | None = [tenant]
+        else:
+            scope = None if actor.all_tenants else sorted(actor.tenants)
+        return self.db.incidents.list(
+            scope, states=states, created_since=since, created_until=until, limit=limit
+        )
+
+    def timeline(self, actor: Actor, tenant: TenantId, incident_id: str) -> list[TimelineEntry]:
+        self.incident(actor, tenant, incident_id)
+        return self.db.incidents.timeline(tenant, incident_id)
+
+    def notes(self, actor: Actor, tenant: TenantId, incident_id: str) -> list[Note]:
+        self.incident(actor, tenant, incident_id)
+        customer = actor.role in ("customer_admin", "customer_viewer")
+        return [
+            n for n in self.db.incidents.notes(tenant, incident_id) if n.visible_to_customer or not customer
+        ]
+
+    def evidence(self, actor: Actor, tenant: TenantId, incident_id: str) -> list[Evidence]:
+        self.incident(actor, tenant, incident_id)
+        return self.db.incidents.evidence(tenant, incident_id)
+
+    def alerts(
+        self, actor: Actor, tenant: TenantId, *, incident_id: str | None = None, limit: int = 200
+    ) -> list[Alert]:
+        authorize(actor, "view", tenant, incident_id=incident_id)
+        return self.db.alerts.list(tenant, incident_id=incident_id, limit=limit)
+
+    def sla(
+        self, actor: Actor, tenant: TenantId, incident_id: str, now: datetime | None = None
+    ) -> tuple[SlaStatus, ...]:
+        incident = self.incident(actor, tenant, incident_id)
+        return sla_statuses(
+            incident, self.tier_of(tenant), now or self.clock(), tenant_timezone=self.timezone_of(tenant)
+        )
+
+    # -- changing ------------------------------------------------------------------------------------
+    def _modify(
+        self, actor: Actor, tenant: TenantId, incident_id: str, change: Callable[[Incident], Change]
+    ) -> Change:
+        result = self.db.incidents.modify(tenant, incident_id, change, actor=actor.id)
+        self._observe(result.incident)
+        return result
+
+    def _observe(self, incident: Incident) -> None:
+        if self._observer is not None:
+            self._observer(incident)
+
+    def transition(
+        self,
+        actor: Actor,
+        tenant: TenantId,
+        incident_id: str,
+        to_state: IncidentState,
+        *,
+        reason: str = "",
+        closure_reason: str | None = None,
+        now: datetime | None = None,
+    ) -> TransitionOutcome:
+        """Ask the policy; a rejection or delay is stored as a timeline entry (the audit of the attempt)
+        and returned, not raised: the caller shows `outcome.verdict.reason`."""
+        at = now or self.clock()
+        outcomes: list[TransitionOutcome] = []
+
+        def change(incident: Incident) -> Change:
+            outcome = lifecycle.transition(
+                incident,
+                to_state,
+                actor,
+                at,
+                reason=reason,
+                closure_reason=closure_reason,
+                policy=self.policy,
+            )
+            outcomes.append(outcome)
+            return Change(incident=outcome.incident, timeline=outcome.entries)
+
+        self._modify(actor, tenant, incident_id, change)
+        return outcomes[0]
+
+    def assign(
+        self,
+        actor: Actor,
+        tenant: TenantId,
+        incident_id: str,
+        analyst_id: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> Incident:
+        at = now or self.clock()
+        if analyst_id is not None and self.roster is not None:
+            analyst = self.roster.analyst(analyst_id)
+            if analyst is None or not analyst.may_work(tenant):
+                msg = f"{analyst_id!r} is not a roster analyst who may work tenant {tenant}"
+                raise CaseError(
+                    msg,
+                    location=Location(tenant=tenant, path=f"incident/{incident_id}"),
+                    code="cases.assign_invalid",
+                )
+
+        def change(incident: Incident) -> Change:
+            changed, entries = lifecycle.assign(incident, analyst_id, actor, at)
+            return Change(incident=changed, timeline=entries)
+
+        return self._modify(actor, tenant, incident_id, change).incident
+
+    def escalate(
+        self,
+        actor: Actor,
+        tenant: TenantId,
+        incident_id: str,
+        to_tier: AnalystTier,
+        reason: str,
+        *,
+        now: datetime | None = None,
+    ) -> Incident:
+        at = now or self.clock()
+
+        def change(incident: Incident) -> Change:
+            changed, entries = lifecycle.escalate(incident, to_tier, actor, at, reason)
+            return Change(incident=changed, timeline=entries)
+
+        return self._modify(actor, tenant, incident_id, change).incident
+
+    def notify_customer(
+        self, actor: Actor, tenant: TenantId, incident_id: str, channel: str, *, now: datetime | None = None
+    ) -> Incident:
+        at = now or self.clock()
+
+        def change(incident: Incident) -> Change:
+            changed, entries = lifecycle.record_customer_notification(incident, actor, at, channel)
+            return Change(incident=changed, timeline=entries)
+
+        return self._modify(actor, tenant, incident_id, change).incident
+
+    def add_note(
+        self,
+        actor: Actor,
+        tenant: TenantId,
+        incident_id: str,
+        text: str,
+        *,
+        visible_to_customer: bool = False,
+        now: datetime | None = None,
+    ) -> Note:
+        at = now or self.clock()
+        notes: list[Note] = []
+
+        def change(incident: Incident) -> Change:
+            note, entry = lifecycle.add_note(
+                incident, actor, text, at, visible_to_customer=visible_to_customer
+            )
+            notes.append(note)
+            return Change(incident=incident, timeline=(entry,), notes=(note,))
+
+        self._modify(actor, tenant, incident_id, change)
+        return notes[0]
+
+    def add_evidence(
+        self,
+        actor: Actor,
+        tenant: TenantId,
+        incident_id: str,
+        *,
+        kind: str,
+        reference: str,
+        description: str,
+        now: datetime | None = None,
+    ) -> Evidence:
+        at = now or self.clock()
+        found: list[Evidence] = []
+
+        def change(incident: Incident) -> Change:
+            item, entry = lifecycle.add_evidence(
+                incident, actor, at, kind=kind, reference=reference, description=description
+            )
+            found.append(item)
+            return Change(incident=incident, timeline=(entry,), evidence=(item,))
+
+        self._modify(actor, tenant, incident_id, change)
+        return found[0]
+
+    def merge(
+        self,
+        actor: Actor,
+        tenant: TenantId,
+        target_id: str,
+        source_ids: Sequence[str],
+        *,
+        now: datetime | None = None,
+    ) -> Incident:
+        """Fold the sources into the target; their alerts now point at the target."""
+        at = now or self.clock()
+        authorize(actor, "merge", tenant, incident_id=target_id)
+        moved = {s: self.db.alerts.list(tenant, incident_id=s, limit=100_000) for s in source_ids}
+
+        def change(current: Sequence[Incident]) -> list[tuple[Change, bool]]:
+            target, sources = current[0], current[1:]
+            result = lifecycle.merge(target, sources, actor, at)
+            by_incident: dict[str, list[TimelineEntry]] = defaultdict(list)
+            for entry in result.entries:
+                by_incident[entry.incident_id].append(entry)
+            alerts = tuple(replace(a, incident_id=target.id) for s in source_ids for a in moved[s])
+            out = [
+                (Change(incident=result.target, timeline=tuple(by_incident[target.id]), alerts=alerts), False)
+            ]
+            out += [(Change(incident=s, timeline=tuple(by_incident[s.id])), False) for s in result.sources]
+            return out
+
+        results = self.db.incidents.modify_many(tenant, [target_id, *source_ids], change, actor=actor.id)
+        for result, _new in results:
+            self._observe(result.incident)
+        return results[0][0].incident
+
+    def split(
+        self,
+        actor: Actor,
+        tenant: TenantId,
+        incident_id: str,
+        alert_ids: Sequence[str],
+        *,
+        now: datetime | None = None,
+    ) -> tuple[Incident, Incident]:
+        """Move some alerts to a new incident (linked both ways); (remaining, new)."""
+        at = now or self.clock()
+        authorize(actor, "split", tenant, incident_id=incident_id)
+        alerts = [self.db.alerts.get(tenant, a) for a in dict.fromkeys(alert_ids)]
+        digest = hashlib.blake2b("\x1f".join(sorted(alert_ids)).encode(), digest_size=4).hexdigest()
+        new_id = f"{incident_id}-s{digest}"
+
+        def change(current: Sequence[Incident]) -> list[tuple[Change, bool]]:
+            result = lifecycle.split(current[0], alert_ids, new_id, actor, at, alerts=alerts)
+            first, second = result.entries
+            return [
+                (Change(incident=result.remaining, timeline=(first,)), False),
+                (Change(incident=result.new, timeline=(second,), alerts=result.alerts), True),
+            ]
+
+        results = self.db.incidents.modify_many(tenant, [incident_id], change, actor=actor.id)
+        for result, _new in results:
+            self._observe(result.incident)
+        return results[0][0].incident, results[1][0].incident
+
+    def link(
+        self, actor: Actor, tenant: TenantId, a_id: str, b_id: str, *, now: datetime | None = None
+    ) -> Incident:
+        at = now or self.clock()
+
+        def change(current: Sequence[Incident]) -> list[tuple[Change, bool]]:
+            first, second = (current[0], current[1]) if current[0].id == a_id else (current[1], current[0])
+            result = lifecycle.link(first, second, actor, at)
+            return [
+                (Change(incident=result.a, timeline=result.entries[:1]), False),
+                (Change(incident=result.b, timeline=result.entries[1:]), False),
+            ]
+
+        authorize(actor, "link", tenant, incident_id=a_id)
+        results = self.db.incidents.modify_many(tenant, [a_id, b_id], change, actor=actor.id)
+        return results[0][0].incident
+
+    # -- suppressions --------------------------------------------------------------------------------
+    def suppress_from_alert(
+        self,
+        actor: Actor,
+        tenant: TenantId,
+        alert_id: str,
+        fields: Sequence[str],
+        *,
+        reason: str,
+        expires_at: datetime | None = None,
+        scope_rule: bool = True,
+        now: datetime | None = None,
+    ) -> Suppression:
+        """One step: a suppression from this alert's values, stored (audited), and the alert closed by it;
+        the alert's incident gets a `suppression_created` timeline entry."""
+        at = now or self.clock()
+        authorize(actor, "suppress", tenant)
+        alert = self.db.alerts.get(tenant, alert_id)
+        event: dict[str, Any] = {}
+        if alert.detection_ids:
+            try:
+                event = dict(self.db.detections.get(tenant, alert.detection_ids[0]).event)
+            except NotFoundError:
+                event = {}
+        suppression = suppression_from_alert(
+            alert,
+            event,
+            fields,
+            author=actor.id,
+            reason=reason,
+            expires_at=expires_at,
+            now=at,
+            scope_rule=scope_rule,
+        )
+        stored = self.db.suppressions.create(suppression, actor=actor.id)
+        closed = with_status(alert, "suppressed", closed_reason=closing_reason(stored))
+        if alert.incident_id is not None:
+            entry = TimelineEntry(
+                incident_id=alert.incident_id,
+                tenant_id=tenant,
+                at=at,
+                actor=actor.id,
+                kind="suppression_created",
+                summary=f"{actor.id} suppressed alert {alert.id} ({alert.rule_title}): {stored.reason}",
+                details={"suppression_id": stored.id, "alert_id": alert.id},
+            )
+            closed = replace(closed, incident_id=alert.incident_id)
+            self._modify(
+                actor,
+                tenant,
+                alert.incident_id,
+                lambda incident: Change(incident=incident, timeline=(entry,), alerts=(closed,)),
+            )
+        else:
+            self.db.alerts.upsert_many(tenant, [closed])
+        if self._suppressions_changed is not None:
+            self._suppressions_changed(tenant)
+        if self._alert_observer is not None:
+            self._alert_observer(closed, stored)
+        return stored
+
+    def disable_suppression(
+        self, actor: Actor, tenant: TenantId, suppression_id: str, *, reason: str
+    ) -> None:
+        authorize(actor, "suppress", tenant)
+        self.db.suppressions.disable(tenant, suppression_id, actor=actor.id, reason=reason)
+        if self._suppressions_changed is not None:
+            self._suppressions_changed(tenant)
+
+    def suppressions(self, actor: Actor, tenant: TenantId) -> list[Suppression]:
+        authorize(actor, "view", tenant)
+        return self.db.suppressions.list(tenant)
+
+    # -- queue, metrics, credits, workload -------------------------------------------------------------
+    def nearest_sla(self, incident: Incident, now: datetime) -> SlaStatus | None:
+        """The running clock with the least time remaining (breached ones first)."""
+        tier, zone = self.tier_of(incident.tenant_id), self.timezone_of(incident.tenant_id)
+        running = [
+            s
+            for s in sla_statuses(incident, tier, now, tenant_timezone=zone)
+            if s.remaining_seconds is not None and s.state in ("running", "warning", "breached", "paused")
+        ]
+        return min(running, key=lambda s: s.remaining_seconds or 0.0, default=None)
+
+    def queue(
+        self, actor: Actor, now: datetime | None = None, *, tenant: TenantId | None = None
+    ) -> list[QueueRow]:
+        """Open incidents the actor may see, in routing order, with the analyst routing would pick."""
+        at = now or self.clock()
+        open_ = [
+            i for i in self.incidents(actor, tenant, states=OPEN_STATES, limit=None) if i.merged_into is None
+        ]
+        nearest = {i.id: self.nearest_sla(i, at) for i in open_}
+        items = [QueueItem(incident=i, sla_remaining_seconds=_remaining(nearest[i.id])) for i in open_]
+        picks: dict[str, Assignment] = {}
+        if self.roster is not None:
+            load = open_load(open_)
+            picks = {a.incident_id: a for a in route(items, self.roster, at, load)}
+        rows = []
+        for item in rank(items, at):
+            incident = item.incident
+            pick = picks.get(incident.id)
+            reason = (
+                f"assigned to {incident.assignee}"
+                if incident.assignee
+                else (pick.reason if pick else "no roster")
+            )
+            rows.append(
+                QueueRow(
+                    incident=incident,
+                    sla=nearest[incident.id],
+                    suggested=incident.assignee or (pick.analyst_id if pick else None),
+                    reason=reason,
+                )
+            )
+        return rows
+
+    def met(self, incident: Incident, metric: SlaMetric) -> bool | None:
+        """Whether the incident met its `metric` target (None: no target, or still running)."""
+        tier = self.tier_of(incident.tenant_id)
+        status = sla_status(
+            incident, metric, tier, self.clock(), tenant_timezone=self.timezone_of(incident.tenant_id)
+        )
+        if status.state == "met":
+            return True
+        if status.state in ("missed", "breached"):
+            return False
+        return None
+
+    def metrics(
+        self,
+        actor: Actor,
+        *,
+        tenant: TenantId | None = None,
+        group_by: GroupBy | None = None,
+        period: Period = "month",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[MetricRow]:
+        """MTTD/MTTT/MTTA/MTTN/MTTC/MTTR and SLA attainment (`docs/metrics.md`) over incidents created in
+        [since, until), grouped by tenant, tier, analyst or period."""
+        found = self.incidents(actor, tenant, since=since, until=until, limit=None)
+        tiers: dict[TenantId, str] = {}
+
+        def tier_name(tenant_id: TenantId) -> str:
+            if tenant_id not in tiers:
+                tiers[tenant_id] = self.tier_of(tenant_id).name
+            return tiers[tenant_id]
+
+        return compute(found, group_by=group_by, period=period, tier_of=tier_name, met=self.met)
+
+    def credits(self, actor: Actor, tenant: TenantId, month_start: datetime) -> CreditStatement:
+        """The month's SLA credits under the tenant's tier and contract (`contract.monthly_fee_minor`)."""
+        authorize(actor, "view", tenant)
+        start = month_start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=32)).replace(day=1)
+        breaches = [e for e in self.db.sla.events(tenant, since=start, until=end) if e.kind == "sla_breached"]
+        fee = int(self.db.settings.get(tenant).contract.get("monthly_fee_minor", 0))
+        return credits_for(breaches, self.tier_of(tenant), fee)
+
+    def workload(self, actor: Actor, start: datetime, end: datetime) -> list[AnalystWorkload]:
+        """Workload and occupancy per roster analyst over [start, end) (managers and admins)."""
+        if actor.role not in ("mssp_admin", "soc_manager"):
+            raise PermissionDeniedError(
+                f"{actor.id} may not see SOC workload",
+                location=Location(path="soc/workload"),
+                code="cases.permission_denied",
+            )
+        if self.roster is None:
+            return []
+        incidents = self.db.incidents.list(None, limit=None)
+        entries = self.db.incidents.timeline_between(None, start, end)
+        return workload(entries, incidents, self.roster, start, end)
+
+    # -- the SLA engine's tick -----------------------------------------------------------------------
+    def sweep(self, now: datetime | None = None) -> SweepResult:
+        """Warnings, breaches, breach escalation, routing and hand-offs as of `now` (idempotent)."""
+        at = now or self.clock()
+        open_ = [
+            i for i in self.db.incidents.list(None, states=OPEN_STATES, limit=None) if i.merged_into is None
+        ]
+        by_tenant: dict[TenantId, list[Incident]] = defaultdict(list)
+        for incident in open_:
+            by_tenant[incident.tenant_id].append(incident)
+        events = escalations = 0
+        for tenant, incidents in by_tenant.items():
+            tier, zone = self.tier_of(tenant), self.timezone_of(tenant)
+            emitted = self.db.sla.emitted(tenant, [i.id for i in incidents])
+            tree = self.escalation_tree(tenant) if self.roster is not None else None
+            for incident in incidents:
+                already = frozenset(
+                    (cast("SlaMetric", m), k) for m, k in emitted.get(incident.id, frozenset())
+                )
+                due = evaluate_sla(incident, tier, at, already, tenant_timezone=zone)
+                breached = any(k == "sla_breached" for _m, k in already) or any(
+                    e.kind == "sla_breached" for e in due
+                )
+                if not due and not (breached and tree is not None):
+                    continue
+                counts = self._sla_tick(incident, tier, due, tree if breached else None, at)
+                events += counts[0]
+                escalations += counts[1]
+        assigned = handoffs = 0
+        if self.roster is not None and self.auto_route:
+            assigned, handoffs = self._route(at)
+        return SweepResult(sla_events=events, escalations=escalations, assigned=assigned, handoffs=handoffs)
+
+    def _sla_tick(
+        self,
+        incident: Incident,
+        tier: ServiceTier,
+        due: Sequence[Any],
+        tree: EscalationTree | None,
+        at: datetime,
+    ) -> tuple[int, int]:
+        counts = [0, 0]
+        roster = self.roster
+
+        def change(connection: Connection, current: Incident) -> Change | None:
+            entries: list[TimelineEntry] = []
+            changed = current
+            for event in due:
+                record = SlaEventRecord(
+                    tenant_id=event.tenant_id,
+                    incident_id=event.incident_id,
+                    metric=event.metric,
+                    kind=event.kind,
+                    at=event.at,
+                    severity=event.severity,
+                    target_seconds=event.target_seconds,
+                )
+                if record_sla_event(connection, record, recorded_at=at):
+                    counts[0] += 1
+                    entries.append(
+                        TimelineEntry(
+                            incident_id=current.id,
+                            tenant_id=current.tenant_id,
+                            at=event.at,
+                            actor=SYSTEM.id,
+                            kind=event.kind,
+                            summary=event.summary,
+                            details={
+                                "metric": event.metric,
+                                "target_seconds": event.target_seconds,
+                                "tier": tier.name,
+                            },
+                        )
+                    )
+            if tree is not None and roster is not None and current.state not in CLOSED_STATES:
+                changed, more = self._escalate_step(connection, changed, roster, tree, at, counts)
+                entries.extend(more)
+            if not entries:
+                return None
+            return Change(incident=changed, timeline=tuple(entries))
+
+        result = self.db.incidents.modify_on(incident.tenant_id, incident.id, change, actor=SYSTEM.id)
+        if result is not None:
+            self._observe(result.incident)
+        return counts[0], counts[1]
+
+    def _escalate_step(
+        self,
+        connection: Connection,
+        incident: Incident,
+        roster: SocRoster,
+        tree: EscalationTree,
+        at: datetime,
+        counts: list[int],
+    ) -> tuple[Incident, list[TimelineEntry]]:
+        """Take the next breach-escalation step when the previous step's wait has passed."""
+        taken = escalation_count(connection, incident.tenant_id, incident.id)
+        if taken:
+            rows = self.db.sla.escalations(incident.tenant_id, incident.id)
+            last = rows[-1] if rows else None
+            if last is not None:
+                previous = breach_escalation(incident, roster, tree, last["at"], taken - 1)
+                if previous.wait_minutes is None:
+                    return incident, []  # the chain is exhausted
+                if at < _aware(last["at"]) + timedelta(minutes=previous.wait_minutes):
+                    return incident, []
+        action = breach_escalation(incident, roster, tree, at, taken)
+        if action.kind == "exhausted":
+            return incident, []
+        target = {
+            "analyst_tier": action.to_tier or "",
+            "duty_manager": ", ".join(m.id for m in action.duty_managers) or "duty manager",
+            "customer_contact": action.contact.name if action.contact else "",
+        }[action.kind]
+        if not record_escalation(
+            connection,
+            tenant_id=incident.tenant_id,
+            incident_id=incident.id,
+            step=action.step,
+            target=target,
+            channel=action.channel or "queue",
+            reason=action.reason,
+            at=at,
+        ):
+            return incident, []
+        counts[1] += 1
+        if action.kind == "analyst_tier" and action.to_tier is not None:
+            changed, entries = lifecycle.escalate(incident, action.to_tier, SYSTEM, at, action.reason)
+            return changed, list(entries)
+        entry = TimelineEntry(
+            incident_id=incident.id,
+            tenant_id=incident.tenant_id,
+            at=at,
+            actor=SYSTEM.id,
+            kind="escalated",
+            summary=action.reason,
+            details={"step": action.step, "kind": action.kind, "target": target, "channel": action.channel},
+        )
+        return incident, [entry]
+
+    def _route(self, at: datetime) -> tuple[int, int]:
+        """Hand off work held by analysts going off shift, then assign unassigned open work."""
+        roster = self.roster
+        assert roster is not None
+        open_ = [
+            i for i in self.db.incidents.list(None, states=OPEN_STATES, limit=None) if i.merged_into is None
+        ]
+        load = open_load(open_)
+        nearest = {i.id: _remaining(self.nearest_sla(i, at)) for i in open_}
+        handoffs = 0
+        on_shift = {a.id for a in on_duty(roster, at)}
+        held = [
+            i
+            for i in open_
+            if i.assignee is not None and i.assignee not in on_shift and roster.analyst(i.assignee)
+        ]
+        if held:
+            timelines = {i.id: self.db.incidents.timeline(i.tenant_id, i.id)[-5:] for i in held}
+            for handoff in shift_handoff(
+                held, roster, at, timelines=timelines, sla_remaining=lambda i: nearest.get(i.id), load=load
+            ):
+                entry = handoff.entry()
+                target = handoff.to_analyst
+
+                def change(
+                    incident: Incident, entry: TimelineEntry = entry, target: str | None = target
+                ) -> Change:
+                    if incident.assignee != entry.details["from"]:
+                        return Change(incident=incident)  # someone moved it meanwhile
+                    return Change(
+                        incident=replace(incident, assignee=target, updated_at=max(at, incident.updated_at)),
+                        timeline=(entry,),
+                    )
+
+                self._modify(SYSTEM, handoff.tenant_id, handoff.incident_id, change)
+                handoffs += 1
+        open_ = [
+            i for i in self.db.incidents.list(None, states=OPEN_STATES, limit=None) if i.merged_into is None
+        ]
+        items = [QueueItem(incident=i, sla_remaining_seconds=nearest.get(i.id)) for i in open_]
+        assigned = 0
+        for pick in route(items, roster, at, open_load(open_)):
+            if pick.analyst_id is None:
+                continue
+            try:
+                self.assign(SYSTEM, pick.tenant_id, pick.incident_id, pick.analyst_id, now=at)
+            except CaseError as exc:
+                log.info("routing %s to %s refused: %s", pick.incident_id, pick.analyst_id, exc)
+                continue
+            assigned += 1
+        return assigned, handoffs
+
+
+def _remaining(status: SlaStatus | None) -> float | None:
+    return None if status is None else status.remaining_seconds
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
