@@ -53,7 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, Final, NoReturn
 
 from watchfloor.cases.models import SYSTEM, Actor, Evidence, Incident, Note, TimelineEntry, TimelineKind
 from watchfloor.cases.permissions import Action, CaseError, PermissionDeniedError, authorize, grantee_of
@@ -67,7 +67,7 @@ from watchfloor.core.types import (
     Severity,
     severity_rank,
 )
-from watchfloor.triage.models import Alert
+from watchfloor.triage.models import Alert, Entity
 
 ALL_STATES: frozenset[IncidentState] = frozenset(INCIDENT_STATES)
 
@@ -574,7 +574,40 @@ def add_evidence(
 
 
 def _union(first: Iterable[Any], *more: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(dict.fromkeys([*first, *(x for extra in more for x in extra)]))
+    base = tuple(first)
+    extra = [x for items in more for x in items]
+    if not extra:
+        return base
+    if len(base) > 8:  # the common case of a repeat: nothing new, no rebuild
+        seen = set(base)
+        if all(x in seen for x in extra):
+            return base
+    return tuple(dict.fromkeys([*base, *extra]))
+
+
+MAX_INCIDENT_ENTITIES: Final = 128  # an incident keeps the first 128 distinct entities of its alerts ...
+MAX_INCIDENT_ENTITIES_PER_KIND: Final = 32  # ... at most 32 of a kind (per-execution process ids pile up)
+
+
+def bounded_entities(old: tuple[Entity, ...], new: tuple[Entity, ...]) -> tuple[Entity, ...]:
+    """`old` plus the entities of `new` it lacks, within the per-kind and total bounds (`old` itself,
+    the same object, when nothing is added)."""
+    if not new or len(old) >= MAX_INCIDENT_ENTITIES:
+        return old
+    seen = set(old)
+    counts: dict[str, int] = {}
+    for entity in old:
+        counts[entity.kind] = counts.get(entity.kind, 0) + 1
+    added: list[Entity] = []
+    for entity in new:
+        if entity in seen or counts.get(entity.kind, 0) >= MAX_INCIDENT_ENTITIES_PER_KIND:
+            continue
+        seen.add(entity)
+        counts[entity.kind] = counts.get(entity.kind, 0) + 1
+        added.append(entity)
+        if len(old) + len(added) >= MAX_INCIDENT_ENTITIES:
+            break
+    return old + tuple(added) if added else old
 
 
 def _absorb(incident: Incident, other: Incident | Alert) -> Incident:
@@ -584,12 +617,23 @@ def _absorb(incident: Incident, other: Incident | Alert) -> Incident:
     return replace(
         incident,
         alert_ids=_union(incident.alert_ids, alert_ids),
-        entities=_union(incident.entities, other.entities),
+        entities=bounded_entities(incident.entities, other.entities),
         techniques=_union(incident.techniques, other.techniques),
         tactics=_union(incident.tactics, other.tactics),
         severity=max(incident.severity, other.severity, key=severity_rank),
         risk=other.risk if other.risk.score > incident.risk.score else incident.risk,
         first_event_at=min(incident.first_event_at, first_event),
+    )
+
+
+def _same_substance(a: Incident, b: Incident) -> bool:
+    """Same entities, ATT&CK, severity and first event: what an analyst reads in a timeline entry."""
+    return (
+        a.entities == b.entities
+        and a.techniques == b.techniques
+        and a.tactics == b.tactics
+        and a.severity == b.severity
+        and a.first_event_at == b.first_event_at
     )
 
 
@@ -614,7 +658,9 @@ def attach_alert(
 ) -> AttachResult:
     """Attach a new or updated alert; a closed incident is reopened by SYSTEM through `policy` if it may be.
 
-    Idempotent: the same alert again changes nothing and records nothing.
+    Idempotent: the same alert again changes nothing and records nothing. A repeat of an attached alert
+    that only moves its count or risk updates the incident without a timeline entry (a noisy rule would
+    otherwise bury the analyst's timeline); new entities, ATT&CK ids or a higher severity get one.
     """
     _require_utc(now, incident)
     _same_tenant(incident, alert.tenant_id, f"alert {alert.id}")
@@ -636,7 +682,11 @@ def attach_alert(
     pointed = replace(alert, incident_id=incident.id, status="incident")
     new = alert.id not in incident.alert_ids
     entries = reopening
-    if new or absorbed != current:
+    if absorbed == current:
+        pass
+    elif not new and _same_substance(absorbed, current):  # a repeat: counts and risk move, no entry
+        absorbed = _touch(absorbed, now)
+    else:
         summary = f"alert {alert.id} ({alert.rule_title}) {'attached' if new else 'updated'}"
         details = {"alert_id": alert.id, "rule_id": alert.rule_id, "severity": alert.severity, "new": new}
         attached = _entry(absorbed, now, SYSTEM, "alert_attached", summary, **details)

@@ -24,9 +24,9 @@ from typing import Final
 
 from sqlalchemy import Connection
 
-from watchfloor.cases.lifecycle import DEFAULT_POLICY, IncidentPolicy, attach_alert, link
+from watchfloor.cases.lifecycle import DEFAULT_POLICY, IncidentPolicy, attach_alert, bounded_entities, link
 from watchfloor.cases.models import SYSTEM, Incident, TimelineEntry
-from watchfloor.core.types import CLOSED_STATES, INCIDENT_STATES, TenantId
+from watchfloor.core.types import CLOSED_STATES, INCIDENT_STATES, TenantId, severity_rank
 from watchfloor.storage.alerts import upsert_alerts
 from watchfloor.storage.cursors import advance_cursor, read_cursor
 from watchfloor.storage.database import Database
@@ -53,6 +53,38 @@ class _Pending:
     new: bool
     timeline: list[TimelineEntry] = field(default_factory=list)
     alerts: dict[str, Alert] = field(default_factory=dict)
+    _known: tuple[frozenset[object], ...] | None = None
+
+    def plain_repeat(self, alert: Alert) -> bool:
+        """True when `alert` is already on the open incident and brings nothing `attach_alert` would
+        record: no new entity, ATT&CK id, higher severity or earlier event (the common case of a noisy
+        rule repeating). The caller then only raises the risk and stores the alert."""
+        incident = self.incident
+        if incident.state in CLOSED_STATES or incident.merged_into is not None:
+            return False
+        if self._known is None:
+            self._known = (
+                frozenset(incident.alert_ids),
+                frozenset(incident.entities),
+                frozenset(incident.techniques),
+                frozenset(incident.tactics),
+            )
+        ids, entities, techniques, tactics = self._known
+        return (
+            alert.id in ids
+            and severity_rank(alert.severity) <= severity_rank(incident.severity)
+            and alert.first_seen >= incident.first_event_at
+            and (
+                entities.issuperset(alert.entities)
+                or bounded_entities(incident.entities, alert.entities) is incident.entities
+            )
+            and techniques.issuperset(alert.techniques)
+            and tactics.issuperset(alert.tactics)
+        )
+
+    def set_incident(self, incident: Incident) -> None:
+        self.incident = incident
+        self._known = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,9 +261,15 @@ class TriageWorker:
             if entry is None:
                 entry = self._open(pending, alert, incident_id, now)
                 continue
+            if entry.plain_repeat(alert):
+                incident = entry.incident
+                if alert.risk.score > incident.risk.score:
+                    entry.set_incident(replace(incident, risk=alert.risk))
+                entry.alerts[alert.id] = replace(alert, incident_id=incident.id, status="incident")
+                continue
             result = attach_alert(entry.incident, alert, now, policy=self._lifecycle)
             if result.attached:
-                entry.incident = result.incident
+                entry.set_incident(result.incident)
                 entry.timeline.extend(result.entries)
                 entry.alerts[alert.id] = result.alert
                 continue
@@ -241,7 +279,8 @@ class TriageWorker:
             opened = pending.get(fresh_id) or self._open(pending, alert, fresh_id, now)
             if opened.new and entry.incident.id not in opened.incident.linked:
                 linked = link(opened.incident, entry.incident, SYSTEM, now)
-                opened.incident, entry.incident = linked.a, linked.b
+                opened.set_incident(linked.a)
+                entry.set_incident(linked.b)
                 opened.timeline.extend(linked.entries[:1])
                 entry.timeline.extend(linked.entries[1:])
             self.triage.observe_incident(opened.incident, now)

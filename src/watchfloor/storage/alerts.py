@@ -148,13 +148,25 @@ def upsert_alerts(connection: Connection, tenant_id: TenantId, batch: Sequence[A
             msg = f"alert {alert.id} belongs to tenant {alert.tenant_id!r}, not {tenant_id!r}"
             raise ValueError(msg)
         values.append(_alert_values(alert))
-    statement = dialect_insert(connection, alerts)
-    statement = statement.on_conflict_do_update(
-        index_elements=[alerts.c.id],
-        set_={name: statement.excluded[name] for name in _UPDATABLE},
-        where=alerts.c.tenant_id == statement.excluded.tenant_id,
-    )
-    connection.execute(statement, values)
+    connection.execute(_upsert_statement(connection), values)
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_statement(connection: Connection) -> Any:
+    """The dialect's upsert statement, built once (statements are immutable; building one costs more than
+    executing a small batch)."""
+    name = connection.dialect.name
+    statement = _UPSERTS.get(name)
+    if statement is None:
+        insert_ = dialect_insert(connection, alerts)
+        statement = _UPSERTS[name] = insert_.on_conflict_do_update(
+            index_elements=[alerts.c.id],
+            set_={column: insert_.excluded[column] for column in _UPDATABLE},
+            where=alerts.c.tenant_id == insert_.excluded.tenant_id,
+        )
+    return statement
 
 
 class AlertRepository:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -77,6 +77,48 @@ def append_audit(
         .returning(audit_log.c.id)
     )
     return int(result.scalar_one())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewAuditEntry:
+    """One entry for `append_audit_many`."""
+
+    at: datetime
+    actor: str
+    action: str
+    tenant_id: str
+    object_type: str
+    object_id: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def append_audit_many(connection: Connection, entries: Sequence[NewAuditEntry]) -> None:
+    """Write several audit entries in one statement (same checks as `append_audit`, all before writing)."""
+    rows = []
+    for entry in entries:
+        if not entry.actor.strip():
+            msg = "every state change needs an actor (user name, service or API client id)"
+            raise ValueError(msg)
+        payload = dict(entry.details)
+        if _TOKEN_SHAPE.search(json.dumps(payload, sort_keys=True)):
+            msg = (
+                f"audit details for {entry.action} look like they contain an intake token; "
+                "refusing to store them"
+            )
+            raise SecretInAuditError(msg, location=where(entry.tenant_id, "audit_log"))
+        rows.append(
+            {
+                "at": entry.at,
+                "actor": entry.actor,
+                "action": entry.action,
+                "tenant_id": entry.tenant_id,
+                "object_type": entry.object_type,
+                "object_id": entry.object_id,
+                "details": payload,
+            }
+        )
+    if rows:
+        connection.execute(insert(audit_log), rows)
 
 
 class AuditRepository:

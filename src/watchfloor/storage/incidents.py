@@ -19,7 +19,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from watchfloor.cases.models import Evidence, Incident, Note, TimelineEntry, TimelineKind
 from watchfloor.core.types import AnalystTier, IncidentState, Severity, SlaMetric, TenantId
 from watchfloor.storage.alerts import entities_from, entities_json, risk_from, risk_json, upsert_alerts
-from watchfloor.storage.audit import append_audit
+from watchfloor.storage.audit import NewAuditEntry, append_audit, append_audit_many
 from watchfloor.storage.engine import Store, dialect_insert
 from watchfloor.storage.errors import NotFoundError, where
 from watchfloor.storage.schema import (
@@ -214,17 +214,21 @@ def write_change(connection: Connection, store: Store, change: Change, *, actor:
             details=dict(change.audit_details),
         )
     else:
-        for entry in change.timeline:
-            append_audit(
-                connection,
-                at=now,
-                actor=entry.actor,
-                action=f"incident.{entry.kind}",
-                tenant_id=tenant_id,
-                object_type="incident",
-                object_id=entry.incident_id,
-                details={"summary": entry.summary, **dict(entry.details)},
-            )
+        append_audit_many(
+            connection,
+            [
+                NewAuditEntry(
+                    at=now,
+                    actor=entry.actor,
+                    action=f"incident.{entry.kind}",
+                    tenant_id=tenant_id,
+                    object_type="incident",
+                    object_id=entry.incident_id,
+                    details={"summary": entry.summary, **dict(entry.details)},
+                )
+                for entry in change.timeline
+            ],
+        )
 
 
 class IncidentRepository:
