@@ -589,15 +589,34 @@ MAX_INCIDENT_ENTITIES: Final = 128  # an incident keeps the first 128 distinct e
 MAX_INCIDENT_ENTITIES_PER_KIND: Final = 32  # ... at most 32 of a kind (per-execution process ids pile up)
 
 
+_EntityIndex = tuple[tuple[Entity, ...], frozenset[Entity], dict[str, int]]
+_entity_indexes: dict[int, _EntityIndex] = {}
+
+
+def _entity_index(entities: tuple[Entity, ...]) -> tuple[frozenset[Entity], dict[str, int]]:
+    """The set and per-kind counts of an incident's entities, remembered per tuple object (a repeat that
+    adds nothing keeps the same tuple; the cache holds the tuple, so its id is not reused meanwhile)."""
+    found = _entity_indexes.get(id(entities))
+    if found is not None and found[0] is entities:
+        return found[1], found[2]
+    counts: dict[str, int] = {}
+    for entity in entities:
+        counts[entity.kind] = counts.get(entity.kind, 0) + 1
+    if len(_entity_indexes) >= 16384:
+        _entity_indexes.clear()
+    built = _entity_indexes[id(entities)] = (entities, frozenset(entities), counts)
+    return built[1], built[2]
+
+
 def bounded_entities(old: tuple[Entity, ...], new: tuple[Entity, ...]) -> tuple[Entity, ...]:
     """`old` plus the entities of `new` it lacks, within the per-kind and total bounds (`old` itself,
     the same object, when nothing is added)."""
     if not new or len(old) >= MAX_INCIDENT_ENTITIES:
         return old
-    seen = set(old)
-    counts: dict[str, int] = {}
-    for entity in old:
-        counts[entity.kind] = counts.get(entity.kind, 0) + 1
+    known, known_counts = _entity_index(old)
+    if all(e in known or known_counts.get(e.kind, 0) >= MAX_INCIDENT_ENTITIES_PER_KIND for e in new):
+        return old
+    seen, counts = set(known), dict(known_counts)
     added: list[Entity] = []
     for entity in new:
         if entity in seen or counts.get(entity.kind, 0) >= MAX_INCIDENT_ENTITIES_PER_KIND:
