@@ -13,6 +13,7 @@ import orjson
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -22,7 +23,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from watchfloor.cli import admin
+from watchfloor.cli import admin, cases
 from watchfloor.cli.demo import demo
 from watchfloor.cli.health import health_app
 from watchfloor.cli.output import CsvWriter, JsonlWriter, MatchWriter, TableWriter, summary_table
@@ -50,6 +51,7 @@ app.command(help="Generate a small business's Windows telemetry with attacks and
     demo
 )
 admin.register(app)
+cases.register(app)  # triage, incidents, alerts, suppressions, queue, metrics, sla, soc
 app.add_typer(health_app, name="health")
 app.add_typer(search_app)  # `search` and `retrohunt` as top-level commands
 err = Console(stderr=True)
@@ -209,5 +211,5 @@ def main() -> None:
     try:
         app()
     except WatchfloorError as exc:
-        err.print(f"[red]error[/] {exc}")
+        err.print(f"[red]error[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)

@@ -56,7 +56,7 @@ from watchfloor.storage.errors import NotFoundError
 from watchfloor.storage.incidents import (
     Change,
     SlaEventRecord,
-    escalation_count,
+    next_escalation_step,
     record_escalation,
     record_sla_event,
 )
@@ -705,12 +705,12 @@ class CaseService:
         counts: list[int],
     ) -> tuple[Incident, list[TimelineEntry]]:
         """Take the next breach-escalation step when the previous step's wait has passed."""
-        taken = escalation_count(connection, incident.tenant_id, incident.id)
+        taken = next_escalation_step(connection, incident.tenant_id, incident.id)
         if taken:
             rows = self.db.sla.escalations(incident.tenant_id, incident.id)
             last = rows[-1] if rows else None
             if last is not None:
-                previous = breach_escalation(incident, roster, tree, last["at"], taken - 1)
+                previous = breach_escalation(incident, roster, tree, last["at"], int(last["step"]))
                 if previous.wait_minutes is None:
                     return incident, []  # the chain is exhausted
                 if at < _aware(last["at"]) + timedelta(minutes=previous.wait_minutes):

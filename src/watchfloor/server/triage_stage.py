@@ -168,7 +168,7 @@ class TriageWorker:
                 triage.seed_alerts(reversed(self.db.alerts.list(tenant.id, since=horizon, limit=5000)))
             recent = now - timedelta(days=_SEED_CLOSED_DAYS)
             triage.seed_incidents(self.db.incidents.list(None, states=OPEN_STATES, limit=None), now)
-            closed = self.db.incidents.list(None, states=CLOSED_STATES, created_since=recent, limit=None)
+            closed = self.db.incidents.list(None, states=CLOSED_STATES, closed_since=recent, limit=None)
             triage.seed_incidents(closed, now)
             self.triage = triage
             self._seeded = True

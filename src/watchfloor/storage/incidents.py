@@ -342,9 +342,11 @@ class IncidentRepository:
         states: Collection[IncidentState] | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        closed_since: datetime | None = None,
         limit: int | None = 500,
     ) -> builtins.list[Incident]:
-        """Incidents of the given tenants (None: every tenant, for MSSP-wide views), oldest first."""
+        """Incidents of the given tenants (None: every tenant, for MSSP-wide views), oldest first;
+        `closed_since` keeps those first closed at or after it."""
         query = select(incidents)
         if tenant_ids is not None:
             query = query.where(incidents.c.tenant_id.in_(sorted(tenant_ids)))
@@ -354,6 +356,8 @@ class IncidentRepository:
             query = query.where(incidents.c.created_at >= created_since)
         if created_until is not None:
             query = query.where(incidents.c.created_at < created_until)
+        if closed_since is not None:
+            query = query.where(incidents.c.closed_at >= closed_since)
         query = query.order_by(incidents.c.created_at, incidents.c.id)
         if limit is not None:
             query = query.limit(limit)
@@ -555,6 +559,17 @@ def record_escalation(
         .returning(escalations.c.id)
     )
     return connection.execute(statement).first() is not None
+
+
+def next_escalation_step(connection: Connection, tenant_id: TenantId, incident_id: str) -> int:
+    """The step after the highest recorded one (0 when none): `breach_escalation` skips steps, so the
+    number of rows is not the next step."""
+    highest = connection.execute(
+        select(func.max(escalations.c.step)).where(
+            escalations.c.tenant_id == tenant_id, escalations.c.incident_id == incident_id
+        )
+    ).scalar_one()
+    return 0 if highest is None else int(highest) + 1
 
 
 def escalation_count(connection: Connection, tenant_id: TenantId, incident_id: str) -> int:
