@@ -21,7 +21,16 @@ def _routes(db: Database, archive_root: Path) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for route in router.routes:
         assert isinstance(route, APIRoute)
-        path = route.path.format(tenant="clinic", kind="host", name="ws01", token_id="abc", dead_letter_id=1)
+        path = route.path.format(
+            tenant="clinic",
+            kind="host",
+            name="ws01",
+            token_id="abc",
+            dead_letter_id=1,
+            incident_id="inc-x",
+            alert_id="al-x",
+            suppression_id="sup-x",
+        )
         found.extend((method, path) for method in sorted(route.methods or ()))
     return found
 

@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from watchfloor.archive.model import ArchiveError, SearchQueryError
-from watchfloor.core.errors import WatchfloorError
+from watchfloor.cases.permissions import CaseError, PermissionDeniedError
+from watchfloor.core.errors import ConfigError, WatchfloorError
+from watchfloor.server.cases import UnknownActorError
 from watchfloor.storage import (
     AlreadyExistsError,
     NotFoundError,
@@ -31,6 +33,7 @@ from watchfloor.storage import (
     StorageError,
     TenantRetiredError,
 )
+from watchfloor.triage.conditions import ConditionError
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +140,18 @@ def problem_for(exc: Exception) -> ApiProblem:
         return ApiProblem(409, exc.message, code=exc.code)
     if isinstance(exc, SecretInAuditError):
         return ApiProblem(422, "the request contains something shaped like an intake token", code=exc.code)
+    # Case work: the specific classes first (UnknownActorError and PermissionDeniedError are CaseErrors).
+    if isinstance(exc, UnknownActorError | PermissionDeniedError):
+        return ApiProblem(403, exc.message, code=exc.code)
+    if isinstance(exc, CaseError):
+        return ApiProblem(409, exc.message, code=exc.code)
+    if isinstance(exc, ConditionError):
+        return ApiProblem(400, exc.message, code=exc.code)
+    if isinstance(exc, ConfigError):  # e.g. UnknownTierError: the server's content, not the request
+        log.error("request failed on the server's configuration: %s", exc)
+        return ApiProblem(
+            500, "the server's case configuration is invalid; see the server log", code=exc.code
+        )
     if isinstance(exc, StorageError | WatchfloorError):
         log.error("request failed: %s", exc)
         return ApiProblem(500, "the request could not be completed", code=exc.code)

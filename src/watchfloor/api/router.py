@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from watchfloor.api import assets, deadletters, detections, search, tenants, tokens
+from watchfloor.api import assets, deadletters, detections, incidents, search, tenants, tokens
 from watchfloor.api.auth import AdminGuard, normalize_token_hash
 from watchfloor.api.context import ApiContext, ReplayCallable, bearer_scheme
 from watchfloor.api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_route_class
@@ -26,6 +26,10 @@ def _problem(description: str) -> dict[str, Any]:
 _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     400: _problem("bad request (e.g. a search condition that does not parse)"),
     401: _problem("missing or wrong operator token"),
+    403: _problem(
+        "case work: the X-Watchfloor-Actor is not in the SOC roster, or the named analyst may not do this "
+        "(tenant scope or the permission table)"
+    ),
     404: _problem("no such tenant or object (another tenant's object looks exactly the same)"),
     409: _problem("conflict: the id is taken, or the tenant is retired"),
     422: _problem("the request does not validate"),
@@ -57,7 +61,7 @@ def build_api_router(
         dependencies=[Depends(bearer_scheme)],
         responses=_RESPONSES,
     )
-    for module in (tenants, assets, tokens, detections, deadletters, search):
+    for module in (tenants, assets, tokens, detections, deadletters, search, incidents):
         module.routes(router, ctx)
     return router
 

@@ -215,6 +215,9 @@ class CaseService:
     def _modify(
         self, actor: Actor, tenant: TenantId, incident_id: str, change: Callable[[Incident], Change]
     ) -> Change:
+        # scope first: an actor outside the tenant learns nothing and writes nothing (not even the
+        # audit of a refused attempt) on another tenant's incident
+        authorize(actor, "view", tenant, incident_id=incident_id)
         result = self.db.incidents.modify(tenant, incident_id, change, actor=actor.id)
         self._observe(result.incident)
         return result
@@ -402,7 +405,8 @@ class CaseService:
         at = now or self.clock()
         authorize(actor, "split", tenant, incident_id=incident_id)
         alerts = [self.db.alerts.get(tenant, a) for a in dict.fromkeys(alert_ids)]
-        digest = hashlib.blake2b("\x1f".join(sorted(alert_ids)).encode(), digest_size=4).hexdigest()
+        material = "\x1f".join([*sorted(alert_ids), at.isoformat()])  # a later re-split gets a new id
+        digest = hashlib.blake2b(material.encode(), digest_size=4).hexdigest()
         new_id = f"{incident_id}-s{digest}"
 
         def change(current: Sequence[Incident]) -> list[tuple[Change, bool]]:
@@ -433,6 +437,8 @@ class CaseService:
 
         authorize(actor, "link", tenant, incident_id=a_id)
         results = self.db.incidents.modify_many(tenant, [a_id, b_id], change, actor=actor.id)
+        for result, _new in results:
+            self._observe(result.incident)
         return results[0][0].incident
 
     # -- suppressions --------------------------------------------------------------------------------
@@ -469,6 +475,13 @@ class CaseService:
             now=at,
             scope_rule=scope_rule,
         )
+        if any(s.id == suppression.id for s in self.db.suppressions.list(tenant)):
+            msg = f"alert {alert_id} is already suppressed by {suppression.id} (same author, fields and time)"
+            raise CaseError(
+                msg,
+                location=Location(tenant=tenant, path=f"alerts/{alert_id}"),
+                code="cases.suppression_exists",
+            )
         stored = self.db.suppressions.create(suppression, actor=actor.id)
         closed = with_status(alert, "suppressed", closed_reason=closing_reason(stored))
         if alert.incident_id is not None:
