@@ -783,3 +783,46 @@ def test_authentication_and_actors(world: World, tmp_path: Path, admin_token: Ad
     disabled = TestClient(bare, headers=admin_token.headers)
     for method, path in [("GET", f"{V1}/incidents"), ("POST", f"{V1}/sla/sweep"), ("GET", f"{V1}/queue")]:
         problem(disabled.request(method, path), 503, "api.cases_disabled")
+
+
+def test_case_settings_and_escalation_plan(world: World) -> None:
+    api = world.api
+    url = "/api/v1/tenants/clinic/case-settings"
+    before = api.get(url).json()
+    assert before == {"timezone": "UTC", "escalation": {}, "contract": {}}
+    body = {
+        "timezone": "Europe/Berlin",
+        "escalation": {"severities": {"critical": {"any": [{"contact": "Sam Ng", "channel": "email"}]}}},
+        "contract": {"monthly_fee_minor": 90_000, "currency": "EUR"},
+    }
+    response = api.put(url, json=body)
+    assert response.status_code == 200, response.text
+    assert api.get(url).json() == body
+    # 2026-12-02 09:00 UTC is 10:00 in Berlin, a Wednesday: business hours there
+    plan = api.get(
+        "/api/v1/tenants/clinic/escalation", params={"severity": "critical", "at": "2026-12-02T09:00:00Z"}
+    ).json()
+    assert plan["band"] == "business_hours"
+    assert plan["steps"] == [
+        {
+            "name": "Sam Ng",
+            "role": "IT",
+            "channel": "email",
+            "address": "sam@clinic.example",
+            "wait_minutes": 15,
+        }
+    ]
+    # invalid settings are 400 with the key path, and nothing changes
+    bad = api.put(url, json={"contract": {"monthly_fee_minor": -1}})
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "cases.settings_invalid"
+    assert "monthly_fee_minor" in bad.json()["detail"]
+    unknown = api.put(url, json={"escalation": {"severities": {"high": {"any": [{"contact": "Nobody"}]}}}})
+    assert unknown.status_code == 400
+    assert api.get(url).json() == body
+    # a partner analyst may not change a tenant's settings
+    denied = api.put(url, json={"timezone": "UTC"}, headers={"X-Watchfloor-Actor": "pia"})
+    assert denied.status_code == 403
+    assert api.get(url).json()["timezone"] == "Europe/Berlin"
+    audit = [e.action for e in world.db.audit.list(TenantId("clinic"), limit=100)]
+    assert audit.count("tenant.settings") == 1

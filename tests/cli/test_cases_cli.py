@@ -501,3 +501,86 @@ def test_breach_chain_reaches_the_customer_after_a_hand_escalation(world: dict[s
             service.sweep(now=start + timedelta(minutes=minutes))
         steps = [row["target"] for row in db.sla.escalations(CLINIC, iid)]
     assert steps[-1] == "Dana Lee"
+
+
+# -- case settings and the escalation tree ----------------------------------------------------------------
+def test_case_settings_and_escalation_tree(world: dict[str, Any], tmp_path: Path) -> None:
+    from watchfloor.storage import Contact
+
+    with Database.open(world["url"]) as db:
+        db.tenants.update(
+            CLINIC,
+            contacts=[
+                Contact(
+                    name="Sam Ng",
+                    email="sam@clinic.example",
+                    phone="+1 555 0100",
+                    role="IT",
+                    escalation_order=1,
+                ),
+                Contact(name="Dana Ruiz", email="dana@clinic.example", role="manager", escalation_order=2),
+            ],
+            actor="t",
+        )
+    tree = tmp_path / "tree.yml"
+    tree.write_text(
+        "business_hours: {days: [mon, tue, wed, thu, fri], start: '08:00', end: '18:00'}\n"
+        "severities:\n"
+        "  critical:\n"
+        "    business_hours: [{contact: Dana Ruiz, channel: email, wait_minutes: 10}]\n"
+        "    after_hours: [{contact: sam@clinic.example, channel: phone, wait_minutes: 5},"
+        " {contact: Dana Ruiz, channel: email, wait_minutes: 20}]\n",
+        encoding="utf-8",
+    )
+    result = invoke(
+        "case-settings", "set", "clinic", "--timezone", "America/New_York", "--escalation", str(tree),
+        "--monthly-fee", "250000", "--currency", "USD", *world["where"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    shown = orjson.loads(invoke("case-settings", "show", "clinic", *world["where"]).stdout)
+    assert shown["timezone"] == "America/New_York"
+    assert shown["contract"] == {"monthly_fee_minor": 250000, "currency": "USD"}
+
+    # Wednesday 2026-12-02 10:00 in New York is business hours there (15:00 UTC); 23:00 there is not
+    day = orjson.loads(
+        invoke("escalation", "clinic", "--severity", "critical", "--at", "2026-12-02T15:00:00+00:00",
+               "--json", *world["where"]).stdout
+    )  # fmt: skip
+    night = orjson.loads(
+        invoke("escalation", "clinic", "--severity", "critical", "--at", "2026-12-03T04:00:00+00:00",
+               "--json", *world["where"]).stdout
+    )  # fmt: skip
+    assert day["band"] == "business_hours"
+    assert [(s["name"], s["channel"], s["wait_minutes"]) for s in day["steps"]] == [
+        ("Dana Ruiz", "email", 10)
+    ]
+    assert night["band"] == "after_hours"
+    assert [(s["name"], s["channel"], s["address"]) for s in night["steps"]] == [
+        ("Sam Ng", "phone", "+1 555 0100"),
+        ("Dana Ruiz", "email", "dana@clinic.example"),  # no phone on file: a phone step would be refused
+    ]
+    # severities the tree does not list keep the default order (by escalation_order)
+    high = orjson.loads(
+        invoke("escalation", "clinic", "--severity", "high", "--json", *world["where"]).stdout
+    )
+    assert [s["name"] for s in high["steps"]] == ["Sam Ng", "Dana Ruiz"]
+
+    # refused before anything is stored: unknown zone, unknown contact, a partner analyst
+    bad_zone = invoke("case-settings", "set", "clinic", "--timezone", "Mars/Olympus", *world["where"])
+    assert bad_zone.exit_code == 1
+    assert "unknown IANA time zone 'Mars/Olympus'" in bad_zone.stderr
+    tree.write_text("severities: {high: {any: [{contact: Nobody, channel: phone}]}}\n", encoding="utf-8")
+    bad_tree = invoke("case-settings", "set", "clinic", "--escalation", str(tree), *world["where"])
+    assert bad_tree.exit_code == 1
+    assert "Nobody" in bad_tree.stderr
+    partner = invoke(
+        "case-settings", "set", "clinic", "--timezone", "UTC", "--roster", str(ROSTER), "--as", "pia",
+        *world["where"],
+    )  # fmt: skip
+    assert partner.exit_code == 1
+    assert "manage_tenant" in partner.stderr
+    again = orjson.loads(invoke("case-settings", "show", "clinic", *world["where"]).stdout)
+    assert again == shown
+    with Database.open(world["url"]) as db:
+        actions = [e.action for e in db.audit.list(CLINIC, limit=50)]
+    assert actions.count("tenant.settings") == 2  # the fixture's and ours; the refused ones wrote nothing

@@ -462,6 +462,33 @@ class DisableIn(BaseModel):
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
+class CaseSettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str | None = Field(default=None, max_length=64, description="IANA, e.g. Europe/Berlin")
+    escalation: dict[str, Any] | None = None
+    contract: dict[str, Any] | None = None
+
+
+class CaseSettingsOut(BaseModel):
+    timezone: str
+    escalation: dict[str, Any]
+    contract: dict[str, Any]
+
+
+class EscalationStepOut(BaseModel):
+    name: str
+    role: str
+    channel: str
+    address: str
+    wait_minutes: int
+
+
+class EscalationPlanOut(BaseModel):
+    band: str
+    steps: list[EscalationStepOut]
+
+
 def _incident_out(incident: Incident) -> IncidentOut:
     return IncidentOut.model_validate(incident)
 
@@ -830,6 +857,57 @@ def routes(router: APIRouter, ctx: ApiContext) -> None:
             lines=[CreditLineOut.model_validate(line) for line in statement.lines],
             total_minor=statement.total_minor,
             capped=statement.capped,
+        )
+
+    @router.get("/tenants/{tenant}/case-settings", tags=["soc"], responses=_CASE_RESPONSES)
+    def get_case_settings(tenant: str, x_watchfloor_actor: ActorHeader = None) -> CaseSettingsOut:
+        """The tenant's time zone (business hours, escalation bands), escalation tree and contract."""
+        actor = who(x_watchfloor_actor)
+        found = service().case_settings(actor, ctx.tenant_id(tenant))
+        return CaseSettingsOut(
+            timezone=found.timezone, escalation=dict(found.escalation), contract=dict(found.contract)
+        )
+
+    @router.put("/tenants/{tenant}/case-settings", tags=["soc"], responses=_CASE_RESPONSES)
+    def put_case_settings(
+        tenant: str, body: CaseSettingsIn, x_watchfloor_actor: ActorHeader = None
+    ) -> CaseSettingsOut:
+        """Change the given parts (omitted ones stay); validated, audited. MSSP admins only. The escalation
+        tree format is in `src/watchfloor/cases/escalation.py` (contacts by name or e-mail)."""
+        actor = who(x_watchfloor_actor)
+        found = service().put_case_settings(
+            actor,
+            ctx.tenant_id(tenant),
+            timezone=body.timezone,
+            escalation=body.escalation,
+            contract=body.contract,
+        )
+        return CaseSettingsOut(
+            timezone=found.timezone, escalation=dict(found.escalation), contract=dict(found.contract)
+        )
+
+    @router.get("/tenants/{tenant}/escalation", tags=["soc"], responses=_CASE_RESPONSES)
+    def escalation_plan(
+        tenant: str,
+        severity: Severity = "high",
+        at: Annotated[datetime | None, Query(description="default: now; naive means UTC")] = None,
+        x_watchfloor_actor: ActorHeader = None,
+    ) -> EscalationPlanOut:
+        """Whom to call for the tenant, in order, for `severity` at `at` (the tenant's local time band)."""
+        actor = who(x_watchfloor_actor)
+        band, steps = service().escalation_plan(actor, ctx.tenant_id(tenant), severity, aware(at))
+        return EscalationPlanOut(
+            band=band,
+            steps=[
+                EscalationStepOut(
+                    name=step.name,
+                    role=step.role,
+                    channel=step.channel,
+                    address=step.address,
+                    wait_minutes=step.wait_minutes,
+                )
+                for step in steps
+            ],
         )
 
     @router.get("/soc/workload", tags=["soc"], responses=_CASE_RESPONSES)

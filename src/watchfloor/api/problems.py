@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from watchfloor.archive.model import ArchiveError, SearchQueryError
 from watchfloor.cases.permissions import CaseError, PermissionDeniedError
 from watchfloor.core.errors import ConfigError, WatchfloorError
-from watchfloor.server.cases import UnknownActorError
+from watchfloor.server.cases import SettingsInvalidError, UnknownActorError
 from watchfloor.storage import (
     AlreadyExistsError,
     NotFoundError,
@@ -143,6 +143,8 @@ def problem_for(exc: Exception) -> ApiProblem:
     # Case work: the specific classes first (UnknownActorError and PermissionDeniedError are CaseErrors).
     if isinstance(exc, UnknownActorError | PermissionDeniedError):
         return ApiProblem(403, exc.message, code=exc.code)
+    if isinstance(exc, SettingsInvalidError):  # the request's own settings: 400, the message says which key
+        return ApiProblem(400, exc.message, code=exc.code)
     if isinstance(exc, CaseError):
         return ApiProblem(409, exc.message, code=exc.code)
     if isinstance(exc, ConditionError):

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Final, cast, get_args
 
 import orjson
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -38,6 +39,7 @@ from watchfloor.cli.admin import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, _db, _se
 from watchfloor.core.types import (
     ANALYST_TIERS,
     INCIDENT_STATES,
+    SEVERITIES,
     SLA_METRICS,
     AnalystTier,
     IncidentState,
@@ -78,6 +80,9 @@ suppressions_app = typer.Typer(
 )
 sla_app = typer.Typer(no_args_is_help=True, help="The SLA engine: sweep now, monthly credits.")
 soc_app = typer.Typer(no_args_is_help=True, help="The SOC: analysts' workload and occupancy.")
+case_settings_app = typer.Typer(
+    no_args_is_help=True, help="A tenant's time zone, escalation tree and contract (for SLAs and credits)."
+)
 
 
 # -- plumbing ----------------------------------------------------------------------------------------
@@ -1034,6 +1039,87 @@ def soc_workload(
     _emit(rows, WORKLOAD_COLUMNS, as_json, f"workload {start.isoformat()} - {end.isoformat()}")
 
 
+# -- per-tenant case settings and escalation tree ------------------------------------------------------
+@case_settings_app.command("show")
+def case_settings_show(
+    tenant: TenantArg,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DbOpt = None,
+    roster: RosterOpt = None,
+    acting_as: AsOpt = None,
+) -> None:
+    """The tenant's time zone, escalation tree configuration and contract (JSON)."""
+    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+        found = service.case_settings(actor, _tenant(tenant))
+    _print_json({"tenant_id": tenant, **_jsonable(found)})
+
+
+@case_settings_app.command("set")
+def case_settings_set(
+    tenant: TenantArg,
+    timezone: Annotated[str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin")] = None,
+    escalation: Annotated[
+        Path | None, typer.Option(help="YAML escalation tree (format: src/watchfloor/cases/escalation.py)")
+    ] = None,
+    monthly_fee: Annotated[int | None, typer.Option(help="contract fee per month, minor units")] = None,
+    currency: Annotated[str | None, typer.Option(help="ISO 4217, e.g. EUR")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DbOpt = None,
+    roster: RosterOpt = None,
+    acting_as: AsOpt = None,
+) -> None:
+    """Change the given parts (the others stay), validated before anything is stored; audited."""
+    tree: dict[str, Any] | None = None
+    if escalation is not None:
+        try:
+            loaded = yaml.safe_load(escalation.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise typer.BadParameter(f"{escalation}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter(
+                f"{escalation}: expected a mapping (timezone, business_hours, severities)"
+            )
+        tree = loaded
+    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+        owner = _tenant(tenant)
+        contract: dict[str, Any] | None = None
+        if monthly_fee is not None or currency is not None:
+            contract = dict(service.db.settings.get(owner).contract)
+            if monthly_fee is not None:
+                contract["monthly_fee_minor"] = monthly_fee
+            if currency is not None:
+                contract["currency"] = currency
+        found = service.put_case_settings(actor, owner, timezone=timezone, escalation=tree, contract=contract)
+    _print_json({"tenant_id": tenant, **_jsonable(found)})
+
+
+def escalation(
+    tenant: TenantArg,
+    severity: Annotated[str, typer.Option(help="critical | high | medium | low")] = "high",
+    at: Annotated[str | None, typer.Option(help="ISO 8601 time (default: now)")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DbOpt = None,
+    roster: RosterOpt = None,
+    acting_as: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Whom to call for the tenant, in order, for a severity at a time (its local business hours or not)."""
+    if severity not in SEVERITIES:
+        raise typer.BadParameter(f"severity must be one of {', '.join(SEVERITIES)}")
+    moment = _when(at, "--at")
+    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+        band, steps = service.escalation_plan(actor, _tenant(tenant), severity, moment)
+    rows = [{"order": n, **_jsonable(step), "address": step.address} for n, step in enumerate(steps, 1)]
+    if as_json:
+        _print_json({"tenant_id": tenant, "severity": severity, "band": band, "steps": rows})
+        return
+    title = f"escalation for {tenant}, {severity}, {band.replace('_', ' ')}"
+    out.print(_table(rows, ("order", "name", "role", "channel", "address", "wait_minutes"), title))
+
+
 def register(app: typer.Typer) -> None:
     """Add the case-work commands to the `watchfloor` app."""
     app.add_typer(triage_app, name="triage")
@@ -1044,3 +1130,5 @@ def register(app: typer.Typer) -> None:
     app.command(help="SOC metrics: MTTD ... MTTR and SLA attainment.")(metrics)
     app.add_typer(sla_app, name="sla")
     app.add_typer(soc_app, name="soc")
+    app.add_typer(case_settings_app, name="case-settings")
+    app.command(help="Whom to call for a tenant, in order, by severity and time of day.")(escalation)

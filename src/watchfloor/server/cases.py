@@ -17,15 +17,23 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection
 
 from watchfloor.cases import lifecycle
-from watchfloor.cases.escalation import EscalationTree, breach_escalation, tree_from_config
+from watchfloor.cases.escalation import (
+    EscalationConfigError,
+    EscalationStep,
+    EscalationTree,
+    breach_escalation,
+    tree_from_config,
+    who_to_call,
+)
 from watchfloor.cases.lifecycle import DEFAULT_POLICY, IncidentPolicy, TransitionOutcome
 from watchfloor.cases.metrics import GroupBy, MetricRow, Period, compute
 from watchfloor.cases.models import SYSTEM, Actor, Evidence, Incident, Note, TimelineEntry
@@ -48,6 +56,7 @@ from watchfloor.core.types import (
     INCIDENT_STATES,
     AnalystTier,
     IncidentState,
+    Severity,
     SlaMetric,
     TenantId,
 )
@@ -56,6 +65,7 @@ from watchfloor.storage.errors import NotFoundError
 from watchfloor.storage.incidents import (
     Change,
     SlaEventRecord,
+    TenantSettings,
     next_escalation_step,
     record_escalation,
     record_sla_event,
@@ -75,6 +85,12 @@ class UnknownActorError(CaseError):
     """The named actor is not in the SOC roster."""
 
     code = "cases.unknown_actor"
+
+
+class SettingsInvalidError(CaseError):
+    """A tenant's case settings (time zone, escalation tree, contract) do not validate."""
+
+    code = "cases.settings_invalid"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +172,67 @@ class CaseService:
         config = dict(settings.escalation)
         config.setdefault("timezone", settings.timezone)
         return tree_from_config(tenant, config, contacts)
+
+    def case_settings(self, actor: Actor, tenant: TenantId) -> TenantSettings:
+        """The tenant's time zone, escalation tree configuration and contract."""
+        authorize(actor, "view", tenant)
+        return self.db.settings.get(tenant)
+
+    def put_case_settings(
+        self,
+        actor: Actor,
+        tenant: TenantId,
+        *,
+        timezone: str | None = None,
+        escalation: Mapping[str, Any] | None = None,
+        contract: Mapping[str, Any] | None = None,
+    ) -> TenantSettings:
+        """Change the given parts (None keeps them), validated before anything is stored: an IANA time
+        zone, an escalation tree whose contacts are the tenant's (`cases.escalation.tree_from_config`), and
+        a contract with `monthly_fee_minor` (integer minor units >= 0) and an ISO 4217 `currency`."""
+        authorize(actor, "manage_tenant", tenant)
+        where = Location(tenant=tenant, path="case-settings")
+        current = self.db.settings.get(tenant)
+        zone = current.timezone if timezone is None else timezone
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsInvalidError(f"unknown IANA time zone {zone!r}", location=where) from None
+        tree = dict(current.escalation if escalation is None else escalation)
+        record = self.db.tenants.get(tenant)
+        contacts = record.contacts if record else ()
+        try:
+            tree_from_config(tenant, {"timezone": zone, **tree}, contacts, location=where)
+        except EscalationConfigError as exc:
+            raise SettingsInvalidError(exc.message, location=where) from None
+        terms = dict(current.contract if contract is None else contract)
+        unknown = sorted(set(terms) - {"monthly_fee_minor", "currency", "reference"})
+        fee = terms.get("monthly_fee_minor", 0)
+        currency = terms.get("currency", "EUR")
+        if unknown:
+            allowed = "monthly_fee_minor, currency, reference"
+            msg = f"contract: unknown key(s) {', '.join(unknown)} (allowed: {allowed})"
+            raise SettingsInvalidError(msg, location=where)
+        if isinstance(fee, bool) or not isinstance(fee, int) or fee < 0:
+            msg = f"contract.monthly_fee_minor must be a whole number of minor units >= 0, got {fee!r}"
+            raise SettingsInvalidError(msg, location=where)
+        if not (
+            isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper()
+        ):
+            msg = f"contract.currency must be an ISO 4217 code such as EUR or USD, got {currency!r}"
+            raise SettingsInvalidError(msg, location=where)
+        settings = TenantSettings(tenant_id=tenant, timezone=zone, escalation=tree, contract=terms)
+        self.db.settings.put(settings, actor=actor.id)
+        return settings
+
+    def escalation_plan(
+        self, actor: Actor, tenant: TenantId, severity: Severity, at: datetime | None = None
+    ) -> tuple[str, tuple[EscalationStep, ...]]:
+        """The tenant's band at `at` (business or after hours, its time zone) and whom to call, in order."""
+        authorize(actor, "view", tenant)
+        moment = at or self.clock()
+        tree = self.escalation_tree(tenant)
+        return tree.band_at(moment), who_to_call(tree, severity, moment)
 
     # -- reading -------------------------------------------------------------------------------------
     def incident(self, actor: Actor, tenant: TenantId, incident_id: str) -> Incident:
