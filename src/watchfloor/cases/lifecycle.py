@@ -507,7 +507,8 @@ def assign(incident: Incident, analyst_id: str | None, by: Actor, now: datetime)
 
 
 def escalate(incident: Incident, to_tier: AnalystTier, by: Actor, now: datetime, reason: str) -> Update:
-    """Raise `queue_tier` to `to_tier`: back to that tier's queue (assignee cleared); counts as triaged."""
+    """Raise `queue_tier` to `to_tier`: back to that tier's queue (assignee cleared); counts as triaged
+    when a person escalates (not when the SLA engine does)."""
     _check(incident, by, "escalate", now)
     current = incident.queue_tier
     if incident.state in CLOSED_STATES:
@@ -519,7 +520,9 @@ def escalate(incident: Incident, to_tier: AnalystTier, by: Actor, now: datetime,
     summary = f"{by.id} escalated {current} -> {to_tier}: {reason}"
     details = {"from_tier": current, "to_tier": to_tier, "reason": reason, "assignee": incident.assignee}
     entry = _entry(incident, now, by, "escalated", summary, **details)
-    changed = _touch(incident, now, queue_tier=to_tier, assignee=None, triaged_at=incident.triaged_at or now)
+    # a person escalating has triaged the incident; the SLA engine escalating a breach has not
+    triaged = incident.triaged_at or (None if by.role == "system" else now)
+    changed = _touch(incident, now, queue_tier=to_tier, assignee=None, triaged_at=triaged)
     return changed, (entry,)
 
 

@@ -31,6 +31,7 @@ from watchfloor.cases.escalation import (
     EscalationStep,
     EscalationTree,
     breach_escalation,
+    default_tree,
     tree_from_config,
     who_to_call,
 )
@@ -303,6 +304,12 @@ class CaseService:
         if self._observer is not None:
             self._observer(incident)
 
+    def _moved(self, alerts: Sequence[Alert]) -> None:
+        """Alerts now on another incident (merge, split): their repeats must follow them there."""
+        if self._alert_observer is not None:
+            for alert in alerts:
+                self._alert_observer(alert, None)
+
     def transition(
         self,
         actor: Actor,
@@ -467,6 +474,7 @@ class CaseService:
         results = self.db.incidents.modify_many(tenant, [target_id, *source_ids], change, actor=actor.id)
         for result, _new in results:
             self._observe(result.incident)
+        self._moved(results[0][0].alerts)
         return results[0][0].incident
 
     def split(
@@ -497,6 +505,7 @@ class CaseService:
         results = self.db.incidents.modify_many(tenant, [incident_id], change, actor=actor.id)
         for result, _new in results:
             self._observe(result.incident)
+        self._moved(results[1][0].alerts)
         return results[0][0].incident, results[1][0].incident
 
     def link(
@@ -713,7 +722,7 @@ class CaseService:
         for tenant, incidents in by_tenant.items():
             tier, zone = self.tier_of(tenant), self.timezone_of(tenant)
             emitted = self.db.sla.emitted(tenant, [i.id for i in incidents])
-            tree = self.escalation_tree(tenant) if self.roster is not None else None
+            tree = self._tree_or_default(tenant, zone) if self.roster is not None else None
             for incident in incidents:
                 already = frozenset(
                     (cast("SlaMetric", m), k) for m, k in emitted.get(incident.id, frozenset())
@@ -731,6 +740,19 @@ class CaseService:
         if self.roster is not None and self.auto_route:
             assigned, handoffs = self._route(at)
         return SweepResult(sla_events=events, escalations=escalations, assigned=assigned, handoffs=handoffs)
+
+    def _tree_or_default(self, tenant: TenantId, zone: str) -> EscalationTree:
+        """The tenant's tree; when its stored configuration no longer validates (a contact it names was
+        removed since), the default tree over its contacts, logged, so the sweep goes on for everyone."""
+        try:
+            return self.escalation_tree(tenant)
+        except EscalationConfigError as exc:
+            log.warning("tenant %s: escalation tree invalid, using the default order: %s", tenant, exc)
+            record = self.db.tenants.get(tenant)
+            try:
+                return default_tree(tenant, record.contacts if record else (), timezone=zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                return default_tree(tenant, record.contacts if record else ())
 
     def _sla_tick(
         self,
@@ -773,7 +795,12 @@ class CaseService:
                             },
                         )
                     )
-            if tree is not None and roster is not None and current.state not in CLOSED_STATES:
+            if (
+                tree is not None
+                and roster is not None
+                and current.state not in CLOSED_STATES
+                and self._still_breached(current, tier, at)
+            ):
                 changed, more = self._escalate_step(connection, changed, roster, tree, at, counts)
                 entries.extend(more)
             if not entries:
@@ -784,6 +811,12 @@ class CaseService:
         if result is not None:
             self._observe(result.incident)
         return counts[0], counts[1]
+
+    def _still_breached(self, incident: Incident, tier: ServiceTier, at: datetime) -> bool:
+        """Some clock is over its target and its milestone is still not reached: once the analyst
+        acknowledges, notifies or contains, that clock stops ("missed") and the chain stops with it."""
+        zone = self.timezone_of(incident.tenant_id)
+        return any(s.state == "breached" for s in sla_statuses(incident, tier, at, tenant_timezone=zone))
 
     def _escalate_step(
         self,

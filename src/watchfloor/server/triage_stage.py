@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CURSOR: Final = "triage"
 OPEN_STATES: Final = tuple(s for s in INCIDENT_STATES if s not in CLOSED_STATES)
 _SEED_CLOSED_DAYS: Final = 8  # the reopen window (7 days) and a margin
+CONTEXT_TTL: Final = timedelta(minutes=1)  # how stale a tenant's vertical and asset criticality may be
 
 
 @dataclass(slots=True)
@@ -144,6 +145,7 @@ class TriageWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self._context_read: datetime | None = None
 
     # -- state -------------------------------------------------------------------------------------
     def _fresh(self) -> Triage:
@@ -197,6 +199,14 @@ class TriageWorker:
             if not self._seeded:
                 self.seed(now)
             now = now or self.clock()
+            if (
+                self._context_read is None
+                or now - self._context_read >= CONTEXT_TTL
+                or now < self._context_read
+            ):
+                if self._context_read is not None:
+                    self.triage.refresh_context()  # asset criticality and vertical changed meanwhile
+                self._context_read = now
             store = self.db.store
             with store.read() as connection:
                 cursor = read_cursor(connection, CURSOR)
@@ -267,6 +277,20 @@ class TriageWorker:
                     entry.set_incident(replace(incident, risk=alert.risk))
                 entry.alerts[alert.id] = replace(alert, incident_id=incident.id, status="incident")
                 continue
+            target = entry
+            hops = 0
+            while target.incident.merged_into is not None and hops < 8:  # follow merges to the survivor
+                followed = current(tenant, target.incident.merged_into)
+                if followed is None:
+                    break
+                target, hops = followed, hops + 1
+            if target is not entry:
+                alert = replace(alert, incident_id=target.incident.id)
+                self.triage.replace_alert(alert)
+                entry = target
+                if entry.plain_repeat(alert):
+                    entry.alerts[alert.id] = replace(alert, status="incident")
+                    continue
             result = attach_alert(entry.incident, alert, now, policy=self._lifecycle)
             if result.attached:
                 entry.set_incident(result.incident)
@@ -284,6 +308,8 @@ class TriageWorker:
                 opened.timeline.extend(linked.entries[:1])
                 entry.timeline.extend(linked.entries[1:])
             self.triage.observe_incident(opened.incident, now)
+            # the alert's repeats go to the new incident from now on (not one new incident per repeat)
+            self.triage.replace_alert(replace(alert, incident_id=opened.incident.id, status="incident"))
         alerts_written = 0
         for tenant, batch in loose.items():
             upsert_alerts(connection, tenant, list(batch.values()))
