@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,7 +32,7 @@ from watchfloor.storage.alerts import upsert_alerts
 from watchfloor.storage.cursors import advance_cursor, read_cursor
 from watchfloor.storage.database import Database
 from watchfloor.storage.errors import NotFoundError
-from watchfloor.storage.incidents import Change, write_change
+from watchfloor.storage.incidents import Change, write_changes
 from watchfloor.triage.conditions import Closer
 from watchfloor.triage.engine import TenantContext, Triage, TriageConfig, TriageResult, new_incident
 from watchfloor.triage.entities import from_detection
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 CURSOR: Final = "triage"
 OPEN_STATES: Final = tuple(s for s in INCIDENT_STATES if s not in CLOSED_STATES)
 _SEED_CLOSED_DAYS: Final = 8  # the reopen window (7 days) and a margin
-CONTEXT_TTL: Final = timedelta(minutes=1)  # how stale a tenant's vertical and asset criticality may be
+MAX_CACHED_INCIDENTS: Final = 20_000
+CONTEXT_TTL_SECONDS: Final = 60.0  # how stale a tenant's vertical and asset criticality may be
 
 
 @dataclass(slots=True)
@@ -145,7 +147,9 @@ class TriageWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
-        self._context_read: datetime | None = None
+        self._context_read: float | None = None
+        # incident id -> (incident, version) as this stage last wrote it; dropped when a batch fails
+        self._incidents: dict[str, tuple[Incident, int]] = {}
 
     # -- state -------------------------------------------------------------------------------------
     def _fresh(self) -> Triage:
@@ -199,14 +203,11 @@ class TriageWorker:
             if not self._seeded:
                 self.seed(now)
             now = now or self.clock()
-            if (
-                self._context_read is None
-                or now - self._context_read >= CONTEXT_TTL
-                or now < self._context_read
-            ):
+            wall = time.monotonic()  # wall time, not `now`: a replay of old detections is not slower
+            if self._context_read is None or wall - self._context_read >= CONTEXT_TTL_SECONDS:
                 if self._context_read is not None:
                     self.triage.refresh_context()  # asset criticality and vertical changed meanwhile
-                self._context_read = now
+                self._context_read = wall
             store = self.db.store
             with store.read() as connection:
                 cursor = read_cursor(connection, CURSOR)
@@ -227,6 +228,7 @@ class TriageWorker:
             except Exception:
                 log.exception("triage batch after detection %s failed; state rebuilt from storage", cursor)
                 self._seeded = False
+                self._incidents.clear()
                 raise
             for result in results:
                 if not result.replay:
@@ -249,14 +251,27 @@ class TriageWorker:
         pending: dict[str, _Pending] = {}
         loose: dict[TenantId, dict[str, Alert]] = {}
         repo = self.db.incidents
+        # lock every incident the batch names, per tenant in id order, and learn their versions: an
+        # incident cached at its current version is not read again (large incidents cost the most)
+        wanted = {(alert.tenant_id, incident_id) for alert, incident_id in items if incident_id is not None}
+        versions = {key[1]: version for key, version in repo.lock_versions(connection, wanted).items()}
+        cache = self._incidents
 
         def current(tenant: TenantId, incident_id: str) -> _Pending | None:
             entry = pending.get(incident_id)
             if entry is None:
-                try:
-                    incident = repo.locked(connection, tenant, incident_id)
-                except NotFoundError:
-                    return None
+                version = versions.get(incident_id)
+                if version is None:
+                    try:  # not locked above (a merge target): lock and read it now
+                        incident = repo.locked(connection, tenant, incident_id)
+                    except NotFoundError:
+                        return None
+                else:
+                    cached = cache.get(incident_id)
+                    if cached is not None and cached[1] == version and cached[0].tenant_id == tenant:
+                        incident = cached[0]
+                    else:
+                        incident = repo.locked(connection, tenant, incident_id)
                 entry = pending[incident_id] = _Pending(incident=incident, new=False)
             return entry
 
@@ -311,21 +326,30 @@ class TriageWorker:
             # the alert's repeats go to the new incident from now on (not one new incident per repeat)
             self.triage.replace_alert(replace(alert, incident_id=opened.incident.id, status="incident"))
         alerts_written = 0
-        for tenant, batch in loose.items():
-            upsert_alerts(connection, tenant, list(batch.values()))
-            alerts_written += len(batch)
+        mixed = [alert for batch in loose.values() for alert in batch.values()]  # tenants checked above
+        upsert_alerts(connection, None, mixed)
+        alerts_written += len(mixed)
         created = updated = 0
-        store = self.db.store
+        changes: list[tuple[Change, bool]] = []
         for entry in pending.values():
             if not entry.new and not entry.timeline and not entry.alerts:
                 continue
             change = Change(
                 incident=entry.incident, timeline=tuple(entry.timeline), alerts=tuple(entry.alerts.values())
             )
-            write_change(connection, store, change, actor=SYSTEM.id, new=entry.new)
+            changes.append((change, entry.new))
             alerts_written += len(entry.alerts)
             created += int(entry.new)
             updated += int(not entry.new)
+        write_changes(connection, self.db.store, changes, actor=SYSTEM.id)
+        for change, new_incident_ in changes:  # their versions after this transaction commits
+            incident = change.incident
+            cache.pop(incident.id, None)
+            previous = versions.get(incident.id)
+            if new_incident_ or previous is not None:
+                cache[incident.id] = (incident, 1 if new_incident_ else (previous or 0) + 1)
+        while len(cache) > MAX_CACHED_INCIDENTS:
+            del cache[next(iter(cache))]
         return created, updated, alerts_written
 
     def _open(self, pending: dict[str, _Pending], alert: Alert, incident_id: str, now: datetime) -> _Pending:

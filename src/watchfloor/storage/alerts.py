@@ -138,13 +138,15 @@ _UPDATABLE = (
 )
 
 
-def upsert_alerts(connection: Connection, tenant_id: TenantId, batch: Sequence[Alert]) -> None:
-    """Insert or update alerts on `connection` (the caller's transaction). Rows of another tenant raise."""
+def upsert_alerts(connection: Connection, tenant_id: TenantId | None, batch: Sequence[Alert]) -> None:
+    """Insert or update alerts on `connection` (the caller's transaction). Rows of another tenant than
+    `tenant_id` raise; None: alerts of several tenants, each already checked by the caller (an existing
+    alert id is still only ever updated by an alert of its own tenant)."""
     if not batch:
         return
     values = []
     for alert in sorted(batch, key=lambda a: a.id):  # one lock order for concurrent writers
-        if alert.tenant_id != tenant_id:
+        if tenant_id is not None and alert.tenant_id != tenant_id:
             msg = f"alert {alert.id} belongs to tenant {alert.tenant_id!r}, not {tenant_id!r}"
             raise ValueError(msg)
         values.append(_alert_values(alert))

@@ -72,16 +72,28 @@ def json_text(value: Any) -> str:
         return json.dumps(value)
 
 
+def json_value(text: str | bytes) -> Any:
+    """JSON columns are read with orjson too (the stage that tails detections decodes every event); what
+    orjson refuses (integers beyond 64 bits, NaN written by the standard library) falls back."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def create_store_engine(url: str, *, busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> Engine:
     """A configured engine for `url` (see `database_url`). Does not connect and does not migrate."""
     parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
-            parsed, connect_args={"timeout": busy_timeout_seconds}, json_serializer=json_text
+            parsed,
+            connect_args={"timeout": busy_timeout_seconds},
+            json_serializer=json_text,
+            json_deserializer=json_value,
         )
         _configure_sqlite(engine, busy_timeout_ms=round(busy_timeout_seconds * 1000))
         return engine
-    return create_engine(parsed, pool_pre_ping=True, json_serializer=json_text)
+    return create_engine(parsed, pool_pre_ping=True, json_serializer=json_text, json_deserializer=json_value)
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:

@@ -12,9 +12,9 @@ import builtins
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
 
 from watchfloor.cases.models import Evidence, Incident, Note, TimelineEntry, TimelineKind
 from watchfloor.core.types import AnalystTier, IncidentState, Severity, SlaMetric, TenantId
@@ -156,67 +156,99 @@ class Change:
 
 def write_change(connection: Connection, store: Store, change: Change, *, actor: str, new: bool) -> None:
     """Persist a `Change` on `connection` (the caller's transaction)."""
-    incident = change.incident
-    tenant_id = incident.tenant_id
-    values = _incident_values(incident)
-    if new:
-        connection.execute(insert(incidents).values(version=1, **values))
-    else:
-        result = connection.execute(
+    write_changes(connection, store, [(change, new)], actor=actor)
+
+
+_UPDATE_COLUMNS: Final = tuple(
+    c.name for c in incidents.columns if c.name not in ("tenant_id", "id", "version")
+)
+_UPDATES: dict[str, Any] = {}
+
+
+def _update_statement(connection: Connection) -> Any:
+    """One UPDATE for many incidents (executemany), built once per dialect."""
+    name = connection.dialect.name
+    statement = _UPDATES.get(name)
+    if statement is None:
+        statement = _UPDATES[name] = (
             update(incidents)
-            .where(incidents.c.tenant_id == tenant_id, incidents.c.id == incident.id)
-            .values(version=incidents.c.version + 1, **values)
-        )
-        if result.rowcount == 0:
-            raise NotFoundError(
-                f"no incident {incident.id!r}", location=where(tenant_id, "incidents", incident.id)
+            .where(
+                incidents.c.tenant_id == bindparam("w_tenant_id"),
+                incidents.c.id == bindparam("w_id"),
             )
-    for entry in change.timeline:
-        _check_tenant(tenant_id, f"timeline entry for {entry.incident_id}", entry.tenant_id)
-    if change.timeline:
-        connection.execute(insert(incident_timeline), [_timeline_values(e) for e in change.timeline])
-    for note in change.notes:
-        _check_tenant(tenant_id, "note", note.tenant_id)
-        connection.execute(
-            insert(incident_notes).values(
-                tenant_id=tenant_id,
-                incident_id=note.incident_id,
-                at=note.at,
-                author=note.author,
-                text=note.text,
-                visible_to_customer=int(note.visible_to_customer),
+            .values(
+                {"version": incidents.c.version + 1}
+                | {c: bindparam(f"v_{c}", type_=incidents.c[c].type) for c in _UPDATE_COLUMNS}
             )
         )
-    for item in change.evidence:
-        _check_tenant(tenant_id, "evidence", item.tenant_id)
-        connection.execute(
-            insert(incident_evidence).values(
-                tenant_id=tenant_id,
-                incident_id=item.incident_id,
-                at=item.at,
-                author=item.author,
-                kind=item.kind,
-                reference=item.reference,
-                description=item.description,
-            )
-        )
-    upsert_alerts(connection, tenant_id, change.alerts)
+    return statement
+
+
+def write_changes(
+    connection: Connection, store: Store, items: Sequence[tuple[Change, bool]], *, actor: str
+) -> None:
+    """Persist several `Change`s (`True` = a new incident) on `connection`, one statement per table: the
+    triage stage writes a batch's incidents this way. Every row's tenant is checked against its incident's."""
+    created: list[dict[str, Any]] = []
+    updated: list[dict[str, Any]] = []
+    timeline: list[dict[str, Any]] = []
+    alerts_by_tenant: dict[TenantId, list[Alert]] = {}
+    audits: list[NewAuditEntry] = []
     now = store.now()
-    if change.audit_action is not None:
-        append_audit(
-            connection,
-            at=now,
-            actor=actor,
-            action=change.audit_action,
-            tenant_id=tenant_id,
-            object_type="incident",
-            object_id=incident.id,
-            details=dict(change.audit_details),
-        )
-    else:
-        append_audit_many(
-            connection,
-            [
+    for change, new in items:
+        incident = change.incident
+        tenant_id = incident.tenant_id
+        values = _incident_values(incident)
+        if new:
+            created.append({"version": 1, **values})
+        else:
+            row = {"w_tenant_id": tenant_id, "w_id": incident.id}
+            row.update({f"v_{c}": values[c] for c in _UPDATE_COLUMNS if c in values})
+            updated.append(row)
+        for entry in change.timeline:
+            _check_tenant(tenant_id, f"timeline entry for {entry.incident_id}", entry.tenant_id)
+            timeline.append(_timeline_values(entry))
+        for note in change.notes:
+            _check_tenant(tenant_id, "note", note.tenant_id)
+            connection.execute(
+                insert(incident_notes).values(
+                    tenant_id=tenant_id,
+                    incident_id=note.incident_id,
+                    at=note.at,
+                    author=note.author,
+                    text=note.text,
+                    visible_to_customer=int(note.visible_to_customer),
+                )
+            )
+        for item in change.evidence:
+            _check_tenant(tenant_id, "evidence", item.tenant_id)
+            connection.execute(
+                insert(incident_evidence).values(
+                    tenant_id=tenant_id,
+                    incident_id=item.incident_id,
+                    at=item.at,
+                    author=item.author,
+                    kind=item.kind,
+                    reference=item.reference,
+                    description=item.description,
+                )
+            )
+        if change.alerts:
+            alerts_by_tenant.setdefault(tenant_id, []).extend(change.alerts)
+        if change.audit_action is not None:
+            audits.append(
+                NewAuditEntry(
+                    at=now,
+                    actor=actor,
+                    action=change.audit_action,
+                    tenant_id=tenant_id,
+                    object_type="incident",
+                    object_id=incident.id,
+                    details=dict(change.audit_details),
+                )
+            )
+        else:
+            audits.extend(
                 NewAuditEntry(
                     at=now,
                     actor=entry.actor,
@@ -227,8 +259,24 @@ def write_change(connection: Connection, store: Store, change: Change, *, actor:
                     details={"summary": entry.summary, **dict(entry.details)},
                 )
                 for entry in change.timeline
-            ],
-        )
+            )
+    if created:
+        connection.execute(insert(incidents), created)
+    if updated:
+        result = connection.execute(_update_statement(connection), updated)
+        if result.rowcount not in (-1, len(updated)):
+            missing = [row["w_id"] for row in updated]
+            first = updated[0]
+            raise NotFoundError(
+                f"no incident among {missing[:5]!r} to update",
+                location=where(first["w_tenant_id"], "incidents", first["w_id"]),
+            )
+    if timeline:
+        connection.execute(insert(incident_timeline), timeline)
+    if alerts_by_tenant:  # each list was checked against its incident's tenant: one statement for all
+        unique = {a.id: a for batch in alerts_by_tenant.values() for a in batch}
+        upsert_alerts(connection, None, list(unique.values()))
+    append_audit_many(connection, audits)
 
 
 class IncidentRepository:
@@ -299,6 +347,21 @@ class IncidentRepository:
                 raise ValueError(msg)
             write_change(connection, self._store, result, actor=actor, new=False)
         return result
+
+    def lock_versions(
+        self, connection: Connection, keys: Collection[tuple[TenantId, str]]
+    ) -> dict[tuple[TenantId, str], int]:
+        """Lock the incidents named by (tenant, id) (in key order) and return their versions: a caller
+        that cached an incident at that version may use its copy instead of reading it again."""
+        if not keys:
+            return {}
+        query = (
+            select(incidents.c.tenant_id, incidents.c.id, incidents.c.version)
+            .where(tuple_(incidents.c.tenant_id, incidents.c.id).in_(sorted(keys)))
+            .order_by(incidents.c.tenant_id, incidents.c.id)
+            .with_for_update()
+        )
+        return {(TenantId(row.tenant_id), row.id): int(row.version) for row in connection.execute(query)}
 
     def locked(self, connection: Connection, tenant_id: TenantId, incident_id: str) -> Incident:
         """The incident, locked for the rest of the caller's write transaction (NotFoundError if absent)."""
