@@ -1,0 +1,1 @@
+"""Response: playbooks, actions with manifests, approvals, connectors (see README.md)."""
