@@ -225,3 +225,40 @@ def test_a_flood_of_malformed_input_is_counted_and_kept_and_the_service_stays_up
     assert httpx.get(f"{running.url}/readyz").json()["ready"] is True
     worker = running.service.worker
     assert wait_for(lambda: worker.counters.received.get("clinic", 0) >= 20)  # the good lines went through
+
+
+def test_detections_become_an_incident_the_analyst_works_over_the_api(running: Running) -> None:
+    """The served chain: HEC -> detection stage -> triage stage -> incident -> API -> acknowledgement."""
+    db = running.service.db
+    token = db.tokens.create("clinic", description="winlogbeat", actor="test").plaintext  # type: ignore[arg-type]
+    body = b"\n".join(orjson.dumps({"event": office_macro_event(r)}) for r in range(1, 6))
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    response = httpx.post(
+        f"{running.url}/services/collector/event", content=body, headers={"Authorization": f"Splunk {token}"}
+    )
+    assert response.status_code == 200, response.text
+
+    def incidents() -> list[dict[str, object]]:
+        found = httpx.get(f"{running.url}/api/v1/tenants/clinic/incidents", headers=auth)
+        assert found.status_code == 200, found.text
+        return list(found.json())
+
+    assert wait_for(lambda: len(incidents()) == 1 and db.alerts.count("clinic") >= 1, 30)  # type: ignore[arg-type]
+    (incident,) = incidents()
+    shown = httpx.get(f"{running.url}/api/v1/tenants/clinic/incidents/{incident['id']}", headers=auth).json()
+    (alert,) = shown["alerts"]
+    assert alert["rule_title"] == "Encoded PowerShell Launched by an Office Application"
+    assert alert["rule_author"]  # the Detection Rule License asks for the author wherever matches show
+    assert alert["count"] == 5  # five repeats on one host: one alert, not five
+    assert {f["name"] for f in shown["incident"]["risk"]["factors"]} >= {"rule_level"}
+    acked = httpx.post(
+        f"{running.url}/api/v1/tenants/clinic/incidents/{incident['id']}/acknowledge", headers=auth
+    )
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["state"] == "acknowledged"
+    timeline = httpx.get(
+        f"{running.url}/api/v1/tenants/clinic/incidents/{incident['id']}/timeline", headers=auth
+    ).json()
+    assert [e["kind"] for e in timeline][:1] == ["created"]
+    assert timeline[-1]["kind"] == "state_changed"
+    assert httpx.get(f"{running.url}/readyz").json()["checks"]["triage_stage"] is True
