@@ -1,0 +1,1 @@
+"""Loopback fakes of vendor APIs for connector tests: `server.LoopbackServer` serves any of them."""
