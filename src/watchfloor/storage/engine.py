@@ -9,6 +9,8 @@ emits BEGIN, so DDL is transactional and writers start with `BEGIN IMMEDIATE` (n
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -104,7 +106,18 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            # Switching to WAL needs a moment of exclusive access, which processes opening the same new
+            # file together contend for ("database is locked" despite busy_timeout): switch only when the
+            # file is not in WAL yet, and retry briefly while another process is doing it.
+            for attempt in range(50):
+                try:
+                    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                        cursor.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 49:
+                        raise
+                    time.sleep(0.05)
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA synchronous = FULL")
         finally:
