@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from watchfloor.api import assets, deadletters, detections, incidents, search, tenants, tokens
+from watchfloor.api import assets, deadletters, detections, edl, incidents, search, tenants, tokens
 from watchfloor.api.auth import AdminGuard, normalize_token_hash
 from watchfloor.api.context import ApiContext, ReplayCallable, bearer_scheme
 from watchfloor.api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_route_class
@@ -61,7 +61,7 @@ def build_api_router(
         dependencies=[Depends(bearer_scheme)],
         responses=_RESPONSES,
     )
-    for module in (tenants, assets, tokens, detections, deadletters, search, incidents):
+    for module in (tenants, assets, tokens, detections, deadletters, search, incidents, edl):
         module.routes(router, ctx)
     return router
 

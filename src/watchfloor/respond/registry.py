@@ -21,7 +21,7 @@ from typing import Final
 
 from watchfloor.core.errors import Location, WatchfloorError
 from watchfloor.respond.actions import Action, ActionManifest
-from watchfloor.respond.connectors import mde, msgraph
+from watchfloor.respond.connectors import mde, msgraph, notify
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,13 @@ def builtin_actions() -> list[type[Action]]:
     """The action classes shipped with Watchfloor, one connector module per line.
 
     Add a new connector here: `from watchfloor.respond.connectors import falcon` above, then
-    `*falcon.ACTIONS` below (okta, aws_iam, notify, edl, psa, ...).
+    `*falcon.ACTIONS` below (okta, aws_iam, psa, ...). The EDL actions need the database and are built
+    with `connectors.edl.edl_actions(db)` by whoever holds it.
     """
     return [
         *msgraph.ACTIONS,
         *mde.ACTIONS,
+        *notify.ACTIONS,
     ]
 
 

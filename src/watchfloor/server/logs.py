@@ -19,7 +19,7 @@ import orjson
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _SECRET_KEYS = re.compile(r"(token|secret|password|pepper|authorization|api[_-]?key)", re.IGNORECASE)
 _SECRET_VALUES = re.compile(
-    r"wf_[a-z0-9]{8}_[A-Za-z0-9_-]{43}"  # intake tokens
+    r"wfe?_[a-z0-9]{8}_[A-Za-z0-9_-]{43}"  # intake tokens and EDL tokens
     r"|(?i:(?:splunk|bearer|basic|apikey)\s+)[A-Za-z0-9+/=._~-]{8,}"  # Authorization header values
 )
 REDACTED = "[redacted]"
@@ -63,6 +63,9 @@ def configure(level: str = "info") -> dict[str, Any]:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request's full URL at INFO; connector and webhook URLs can carry secrets
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     return {
         "version": 1,
         "disable_existing_loggers": False,

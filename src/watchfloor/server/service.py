@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from watchfloor.api import build_api_router
+from watchfloor.api.edl import build_edl_router
 from watchfloor.archive import ArchiveWriter
 from watchfloor.archive.retention import apply_retention_by_tier
 from watchfloor.bus import SpoolBus, SpoolConfig
@@ -222,6 +223,7 @@ class Service:
             max_request_bytes=self.settings.max_request_bytes, max_event_bytes=self.settings.max_event_bytes
         )
         app.include_router(build_intake_router(self.bus, self.db, intake))
+        app.include_router(build_edl_router(self.db))  # firewalls poll these with their own EDL tokens
         app.include_router(
             build_api_router(
                 self.db,

@@ -13,6 +13,7 @@ from watchfloor.storage.audit import AuditRepository
 from watchfloor.storage.columns import utc_now
 from watchfloor.storage.deadletters import DeadLetterRepository
 from watchfloor.storage.detections import DetectionRepository
+from watchfloor.storage.edl import EdlRepository
 from watchfloor.storage.engine import (
     DEFAULT_BUSY_TIMEOUT_SECONDS,
     Clock,
@@ -33,7 +34,7 @@ class Database:
     """The system of record. `Database.open(url)` connects and migrates to the newest schema.
 
     Repositories: `tenants`, `assets`, `tokens`, `detections`, `dead_letters`, `audit`, `health`, `alerts`,
-    `suppressions`, `incidents`, `sla`, `settings`. Each call is one
+    `suppressions`, `incidents`, `sla`, `settings`, `edl`. Each call is one
     transaction; state changes write their audit entry in that same transaction.
     """
 
@@ -44,6 +45,7 @@ class Database:
         "audit",
         "dead_letters",
         "detections",
+        "edl",
         "health",
         "incidents",
         "settings",
@@ -68,6 +70,7 @@ class Database:
         self.incidents = IncidentRepository(store)
         self.sla = SlaRepository(store)
         self.settings = TenantSettingsRepository(store)
+        self.edl = EdlRepository(store)
 
     @property
     def store(self) -> Store:

@@ -399,3 +399,38 @@ stage_cursors = Table(
     Column("position", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# -- external dynamic lists (migration 0004) ---------------------------------------------------------
+EDL_LIST_KINDS = ("ip", "domain", "url")
+
+# What firewalls poll (see respond/edl.py): one row per blocked value; expired rows are not served.
+edl_entries = Table(
+    "edl_entries",
+    metadata,
+    _tenant_fk(),
+    Column("list_kind", String(8), nullable=False),
+    Column("value", String(1024), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("added_by", Text, nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("source_ref", Text, nullable=True),
+    PrimaryKeyConstraint("tenant_id", "list_kind", "value"),
+    CheckConstraint(_one_of("list_kind", EDL_LIST_KINDS), name="list_kind"),
+)
+
+# Read-only credentials firewalls poll the lists with; separate from intake tokens, which must not read lists.
+edl_tokens = Table(
+    "edl_tokens",
+    metadata,
+    Column("id", String(TOKEN_ID_LENGTH), primary_key=True),
+    _tenant_fk(),
+    Column("description", Text, nullable=False),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("hash_scheme", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    CheckConstraint(_one_of("hash_scheme", HASH_SCHEMES), name="hash_scheme"),
+    Index(None, "tenant_id"),
+)
