@@ -21,7 +21,7 @@ from typing import Final
 
 from watchfloor.core.errors import Location, WatchfloorError
 from watchfloor.respond.actions import Action, ActionManifest
-from watchfloor.respond.connectors import mde, msgraph, notify
+from watchfloor.respond.connectors import aws_iam, falcon, mde, msgraph, notify, okta, psa
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ def builtin_actions() -> list[type[Action]]:
         *msgraph.ACTIONS,
         *mde.ACTIONS,
         *notify.ACTIONS,
+        *falcon.ACTIONS,
+        *okta.ACTIONS,
+        *aws_iam.ACTIONS,
+        *psa.ACTIONS,
     ]
 
 
