@@ -1,7 +1,7 @@
 """Case work from the command line, over the system of record (no server needed).
 
-`triage run`, `incidents ...`, `alerts list`, `suppressions ...`, `queue`, `metrics`, `sla sweep|credits`
-and `soc workload` call `server.cases.CaseService` (built as `server.service` builds it: tiers from the
+`triage run`, `incidents ...`, `alerts list` and `suppressions ...` call (the SOC-wide commands are in
+`cli/soc.py`) `server.cases.CaseService` (built as `server.service` builds it: tiers from the
 `tiers_file` setting, the SOC roster from `soc_roster` or `--roster`) and print a table, or JSON with
 `--json`. Every command acts as `--as ANALYST_ID` (a roster analyst or duty manager, with that person's
 permissions and tenant scope) or, by default, the operator.
@@ -14,232 +14,56 @@ to stderr (where, code and why) and exits 1; so does a transition the lifecycle 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, fields, is_dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, cast, get_args
+from typing import Annotated, Any, Final
 
-import orjson
 import typer
-import yaml
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from watchfloor.cases.metrics import METRICS, GroupBy, MetricRow, MetricStats, Period
-from watchfloor.cases.models import Actor, Incident
-from watchfloor.cases.permissions import CaseError
-from watchfloor.cases.routing import format_seconds
-from watchfloor.cases.sla import SlaStatus
-from watchfloor.cases.soc import load_roster
-from watchfloor.cases.tiers import format_duration, load_tiers
-from watchfloor.cli.admin import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, _db, _settings, _tenant
+from watchfloor.cli import soc
+from watchfloor.cli.admin import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, _db, _tenant
+from watchfloor.cli.case_common import (
+    ALERT_STATUSES,
+    AsOpt,
+    IncidentArg,
+    RosterOpt,
+    TenantArg,
+    case_service,
+    emit,
+    err,
+    incident_done,
+    incident_row,
+    jsonable,
+    make_table,
+    out,
+    parse_choice,
+    parse_state,
+    parse_tier,
+    parse_when,
+    print_json,
+    sla_row,
+)
 from watchfloor.core.types import (
-    ANALYST_TIERS,
     INCIDENT_STATES,
-    SEVERITIES,
-    SLA_METRICS,
-    AnalystTier,
     IncidentState,
 )
-from watchfloor.server.cases import CaseService
 from watchfloor.server.settings import ServeSettings
 from watchfloor.server.triage_stage import BatchResult, TriageWorker
-from watchfloor.storage.errors import NotFoundError
-from watchfloor.triage.conditions import ConditionError, load_autoclose
-from watchfloor.triage.models import Alert, AlertStatus, Suppression
-
-out = Console()
-err = Console(stderr=True)
-
-REFUSED: Final = (CaseError, NotFoundError, ConditionError)
-GROUP_BYS: Final = cast("tuple[str, ...]", get_args(GroupBy))
-PERIODS: Final = cast("tuple[str, ...]", get_args(Period))
-ALERT_STATUSES: Final = cast("tuple[str, ...]", get_args(AlertStatus))
-
-RosterOpt = Annotated[
-    Path | None,
-    typer.Option("--roster", help="SOC roster YAML (default: the soc_roster setting)", exists=True),
-]
-AsOpt = Annotated[
-    str | None,
-    typer.Option("--as", help="act as this roster analyst or duty manager (default: the operator)"),
-]
-TenantArg = Annotated[str, typer.Argument(help="tenant id")]
-IncidentArg = Annotated[str, typer.Argument(help="incident id")]
+from watchfloor.triage.conditions import load_autoclose
+from watchfloor.triage.models import Alert, Suppression
 
 triage_app = typer.Typer(
     no_args_is_help=True, help="The triage stage: stored detections -> alerts -> incidents."
 )
+
 incidents_app = typer.Typer(no_args_is_help=True, help="Work incidents: read, acknowledge, transition, ...")
+
 alerts_app = typer.Typer(no_args_is_help=True, help="A tenant's alerts (rule title and author).")
+
 suppressions_app = typer.Typer(
     no_args_is_help=True, help="Suppressions: close matching alerts, with a reason."
 )
-sla_app = typer.Typer(no_args_is_help=True, help="The SLA engine: sweep now, monthly credits.")
-soc_app = typer.Typer(no_args_is_help=True, help="The SOC: analysts' workload and occupancy.")
-case_settings_app = typer.Typer(
-    no_args_is_help=True, help="A tenant's time zone, escalation tree and contract (for SLAs and credits)."
-)
-
-
-# -- plumbing ----------------------------------------------------------------------------------------
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """A refused operation: one line on stderr (location, code, message), exit code 1."""
-    try:
-        yield
-    except REFUSED as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-@contextmanager
-def _cases(
-    config: Path | None,
-    data_dir: Path | None,
-    database_url: str | None,
-    roster: Path | None,
-    acting_as: str | None,
-) -> Iterator[tuple[CaseService, Actor]]:
-    """The case service over the configured database (as `server.service` builds it) and the actor."""
-    settings = _settings(config, data_dir, database_url)
-    roster_path = roster or settings.soc_roster
-    with _refusals(), _db(config, data_dir, database_url) as db:
-        service = CaseService(
-            db,
-            load_tiers(settings.tiers_file),
-            roster=load_roster(roster_path) if roster_path else None,
-        )
-        yield service, service.actor(acting_as)
-
-
-def _jsonable(value: Any) -> Any:
-    """Dataclasses, mappings, sequences, sets and datetimes as JSON-ready values (recursively)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, frozenset | set):
-        return sorted(_jsonable(v) for v in value)
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _print_json(document: Any) -> None:
-    typer.echo(orjson.dumps(_jsonable(document), option=orjson.OPT_INDENT_2).decode())
-
-
-# Table headers that differ from the JSON keys (narrow terminals fold wide tables).
-HEADERS: Final = {
-    "tenant_id": "tenant",
-    "risk_score": "risk",
-    "queue_tier": "tier",
-    "incident_id": "incident",
-    "rule_title": "rule",
-    "rule_author": "author",
-    "created_at": "created",
-    "conditions_text": "conditions",
-    "sla_metric": "sla",
-    "sla_state": "clock",
-    "remaining": "left",
-    "visible_to_customer": "customer",
-    "incidents_handled": "incidents",
-    "handling_minutes": "handling min",
-    "busy_minutes": "busy min",
-    "on_duty_minutes": "on duty min",
-    "off_shift_minutes": "off shift min",
-    "occupancy_percent": "occupancy %",
-    "amount_minor": "amount",
-}
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    text = str(value)
-    if isinstance(value, str) and len(text) > 19 and text[10] == "T" and text[4] == "-":
-        try:  # an ISO time from `_jsonable`: to the second, in UTC
-            return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        except ValueError:
-            return text
-    return text
-
-
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str) -> Table:
-    """A table that never cuts ids short (cells fold) and shows text as text (no rich markup)."""
-    table = Table(title=escape(title))
-    for column in columns:
-        table.add_column(HEADERS.get(column, column), overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(_cell(row.get(c))) for c in columns))
-    return table
-
-
-def _emit(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], as_json: bool, title: str) -> None:
-    """Rows as a JSON array (every field), or as a table of `columns`."""
-    if as_json:
-        _print_json(list(rows))
-    else:
-        out.print(_table(rows, columns, title))
-
-
-def _when(value: str | None, option: str) -> datetime | None:
-    """An ISO 8601 time or date; without a zone it is UTC."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{option}: not an ISO 8601 time or date: {value!r}") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def _choice(value: str, options: Sequence[str], what: str) -> str:
-    if value not in options:
-        raise typer.BadParameter(f"{what} {value!r} is not one of {', '.join(options)}")
-    return value
-
-
-def _state(value: str) -> IncidentState:
-    return cast("IncidentState", _choice(value, INCIDENT_STATES, "state"))
-
-
-def _tier(value: str) -> AnalystTier:
-    return cast("AnalystTier", _choice(value.upper(), ANALYST_TIERS, "tier"))
-
-
-def _human(seconds: float | None) -> str | None:
-    return None if seconds is None else format_seconds(seconds)
-
-
-def _incident_row(incident: Incident) -> dict[str, Any]:
-    return {**_jsonable(incident), "risk_score": incident.risk.score}
-
-
-def _sla_row(status: SlaStatus) -> dict[str, Any]:
-    return {
-        **_jsonable(status),
-        "target": format_duration(status.target_seconds) if status.target_seconds is not None else None,
-        "elapsed": format_seconds(status.elapsed_seconds),
-        "remaining": _human(status.remaining_seconds),
-    }
-
-
-def _incident_done(incident: Incident, as_json: bool, said: str) -> None:
-    if as_json:
-        _print_json(_incident_row(incident))
-    else:
-        typer.echo(f"{incident.id}: {said}")
 
 
 # -- triage ------------------------------------------------------------------------------------------
@@ -330,7 +154,7 @@ def triage_run(
         "by_tenant": by_tenant,
     }
     if as_json:
-        _print_json(summary)
+        print_json(summary)
         return
     typer.echo(
         f"detections triaged: {totals.detections}, alerts written: {totals.alerts_written}, "
@@ -367,10 +191,10 @@ def incidents_list(
 ) -> None:
     """Incidents the actor may see."""
     owner = _tenant(tenant) if tenant else None
-    states = [_state(s) for s in state] if state else None
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    states = [parse_state(s) for s in state] if state else None
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         found = service.incidents(actor, owner, states=states, limit=limit)
-    _emit([_incident_row(i) for i in found], INCIDENT_COLUMNS, as_json, "incidents")
+    emit([incident_row(i) for i in found], INCIDENT_COLUMNS, as_json, "incidents")
 
 
 ALERT_COLUMNS: Final = ("id", "rule_title", "rule_author", "severity", "status", "count", "incident_id")
@@ -378,7 +202,7 @@ ALERT_COLUMNS: Final = ("id", "rule_title", "rule_author", "severity", "status",
 
 def _alert_row(alert: Alert) -> dict[str, Any]:
     return {
-        **_jsonable(alert),
+        **jsonable(alert),
         "rule_author": alert.rule_author or "(unknown)",
         "risk_score": alert.risk.score,
     }
@@ -397,7 +221,7 @@ def incidents_show(
 ) -> None:
     """An incident: SLA clocks, alerts (rule title and author), risk factors, notes, evidence, timeline."""
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         incident = service.incident(actor, owner, incident_id)
         clocks = service.sla(actor, owner, incident_id)
         alerts = service.alerts(actor, owner, incident_id=incident_id, limit=1000)
@@ -405,15 +229,15 @@ def incidents_show(
         evidence = service.evidence(actor, owner, incident_id)
         timeline = service.timeline(actor, owner, incident_id)
     document = {
-        "incident": _incident_row(incident),
-        "sla": [_sla_row(s) for s in clocks],
+        "incident": incident_row(incident),
+        "sla": [sla_row(s) for s in clocks],
         "alerts": [_alert_row(a) for a in alerts],
-        "notes": _jsonable(notes),
-        "evidence": _jsonable(evidence),
-        "timeline": _jsonable(timeline),
+        "notes": jsonable(notes),
+        "evidence": jsonable(evidence),
+        "timeline": jsonable(timeline),
     }
     if as_json:
-        _print_json(document)
+        print_json(document)
         return
     i = incident
     lines = [
@@ -437,17 +261,17 @@ def incidents_show(
     for line in lines:
         out.print(line, highlight=False)
     sla_columns = ("metric", "state", "target", "elapsed", "remaining", "due_at", "achieved_at")
-    out.print(_table(document["sla"], sla_columns, "SLA clocks"))
+    out.print(make_table(document["sla"], sla_columns, "SLA clocks"))
     alert_columns = ("id", "rule_title", "rule_author", "severity", "status", "count", "risk_score")
-    out.print(_table(document["alerts"], alert_columns, "alerts"))
+    out.print(make_table(document["alerts"], alert_columns, "alerts"))
     factors = [{"factor": f.name, "points": f.points, "detail": f.detail} for f in i.risk.factors]
-    out.print(_table(factors, ("factor", "points", "detail"), f"risk {i.risk.score}"))
+    out.print(make_table(factors, ("factor", "points", "detail"), f"risk {i.risk.score}"))
     if notes:
-        out.print(_table(document["notes"], ("at", "author", "visible_to_customer", "text"), "notes"))
+        out.print(make_table(document["notes"], ("at", "author", "visible_to_customer", "text"), "notes"))
     if evidence:
         columns = ("at", "author", "kind", "reference", "description")
-        out.print(_table(document["evidence"], columns, "evidence"))
-    out.print(_table(document["timeline"], ("at", "actor", "kind", "summary"), "timeline"))
+        out.print(make_table(document["evidence"], columns, "evidence"))
+    out.print(make_table(document["timeline"], ("at", "actor", "kind", "summary"), "timeline"))
 
 
 # -- incidents: changing -------------------------------------------------------------------------------
@@ -461,7 +285,7 @@ def _transition(
     as_json: bool,
 ) -> None:
     owner = _tenant(tenant)
-    with _cases(*where) as (service, actor):
+    with case_service(*where) as (service, actor):
         before = service.incident(actor, owner, incident_id).state
         outcome = service.transition(
             actor, owner, incident_id, to_state, reason=reason, closure_reason=closure_reason
@@ -470,7 +294,7 @@ def _transition(
     why = getattr(verdict, "reason", None)
     until = getattr(verdict, "until", None)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "accepted": outcome.accepted,
                 "from_state": before,
@@ -478,7 +302,7 @@ def _transition(
                 "rule": outcome.rule,
                 "reason": why,
                 "until": until,
-                "incident": _incident_row(outcome.incident),
+                "incident": incident_row(outcome.incident),
             }
         )
     if outcome.accepted:
@@ -525,7 +349,7 @@ def incidents_transition(
 ) -> None:
     """Move an incident to another state; a rejection or delay prints the rule and reason, exit code 1."""
     where = (config, data_dir, database_url, roster, acting_as)
-    _transition(tenant, incident_id, _state(to_state), reason, closure_reason, where, as_json)
+    _transition(tenant, incident_id, parse_state(to_state), reason, closure_reason, where, as_json)
 
 
 @incidents_app.command("assign")
@@ -545,9 +369,9 @@ def incidents_assign(
     if (analyst is None) == (not unassign):
         raise typer.BadParameter("give an analyst id or --none (not both)")
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         incident = service.assign(actor, owner, incident_id, None if unassign else analyst)
-    _incident_done(incident, as_json, f"assigned to {incident.assignee or 'nobody'}")
+    incident_done(incident, as_json, f"assigned to {incident.assignee or 'nobody'}")
 
 
 @incidents_app.command("escalate")
@@ -564,10 +388,10 @@ def incidents_escalate(
     as_json: JsonOpt = False,
 ) -> None:
     """Raise the analyst tier that should work the incident."""
-    owner, to_tier = _tenant(tenant), _tier(tier)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    owner, to_tier = _tenant(tenant), parse_tier(tier)
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         incident = service.escalate(actor, owner, incident_id, to_tier, reason)
-    _incident_done(incident, as_json, f"escalated to {incident.queue_tier}")
+    incident_done(incident, as_json, f"escalated to {incident.queue_tier}")
 
 
 @incidents_app.command("note")
@@ -585,10 +409,10 @@ def incidents_note(
 ) -> None:
     """Add a note (internal unless --customer-visible)."""
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         note = service.add_note(actor, owner, incident_id, text, visible_to_customer=customer_visible)
     if as_json:
-        _print_json(note)
+        print_json(note)
     else:
         typer.echo(f"{incident_id}: note by {note.author} at {note.at.isoformat()}")
 
@@ -609,12 +433,12 @@ def incidents_evidence(
 ) -> None:
     """Attach a pointer to evidence."""
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         item = service.add_evidence(
             actor, owner, incident_id, kind=kind, reference=reference, description=description
         )
     if as_json:
-        _print_json(item)
+        print_json(item)
     else:
         typer.echo(f"{incident_id}: evidence {item.kind} {item.reference}")
 
@@ -633,10 +457,10 @@ def incidents_notify(
 ) -> None:
     """Record that the customer was notified (the notify SLA milestone)."""
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         incident = service.notify_customer(actor, owner, incident_id, channel)
     notified = incident.notified_at.isoformat() if incident.notified_at else "-"
-    _incident_done(incident, as_json, f"customer notified via {channel} (first at {notified})")
+    incident_done(incident, as_json, f"customer notified via {channel} (first at {notified})")
 
 
 @incidents_app.command("merge")
@@ -653,9 +477,9 @@ def incidents_merge(
 ) -> None:
     """Fold incidents into a target: their alerts move to it, they are marked merged."""
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         incident = service.merge(actor, owner, target, sources)
-    _incident_done(incident, as_json, f"merged {', '.join(sources)} ({len(incident.alert_ids)} alerts)")
+    incident_done(incident, as_json, f"merged {', '.join(sources)} ({len(incident.alert_ids)} alerts)")
 
 
 @incidents_app.command("split")
@@ -672,10 +496,10 @@ def incidents_split(
 ) -> None:
     """Move some alerts to a new incident, linked to this one."""
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         remaining, new = service.split(actor, owner, incident_id, alert_ids)
     if as_json:
-        _print_json({"remaining": _incident_row(remaining), "new": _incident_row(new)})
+        print_json({"remaining": incident_row(remaining), "new": incident_row(new)})
     else:
         typer.echo(f"{remaining.id}: {len(alert_ids)} alert(s) moved to new incident {new.id}")
 
@@ -694,9 +518,9 @@ def incidents_link(
 ) -> None:
     """Record that two incidents are related (without merging them)."""
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         incident = service.link(actor, owner, first, second)
-    _incident_done(incident, as_json, f"linked to {second}")
+    incident_done(incident, as_json, f"linked to {second}")
 
 
 # -- alerts and suppressions ---------------------------------------------------------------------------
@@ -715,11 +539,11 @@ def alerts_list(
 ) -> None:
     """A tenant's alerts, newest first, with the rule's title and author."""
     owner = _tenant(tenant)
-    wanted = _choice(status, ALERT_STATUSES, "status") if status else None
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    wanted = parse_choice(status, ALERT_STATUSES, "status") if status else None
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         found = service.alerts(actor, owner, incident_id=incident, limit=limit)
     rows = [_alert_row(a) for a in found if wanted is None or a.status == wanted]
-    _emit(rows, ALERT_COLUMNS, as_json, f"alerts of {owner}")
+    emit(rows, ALERT_COLUMNS, as_json, f"alerts of {owner}")
 
 
 SUPPRESSION_COLUMNS: Final = (
@@ -736,7 +560,7 @@ SUPPRESSION_COLUMNS: Final = (
 
 def _suppression_row(suppression: Suppression) -> dict[str, Any]:
     conditions = "; ".join(f"{c.field} {c.op} {c.value}" for c in suppression.conditions)
-    return {**_jsonable(suppression), "conditions_text": conditions}
+    return {**jsonable(suppression), "conditions_text": conditions}
 
 
 @suppressions_app.command("create")
@@ -759,8 +583,8 @@ def suppressions_create(
 ) -> None:
     """Suppress from an alert: conditions from its values; the alert itself is closed by it."""
     owner = _tenant(tenant)
-    expires_at = _when(expires, "--expires")
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    expires_at = parse_when(expires, "--expires")
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         created = service.suppress_from_alert(
             actor,
             owner,
@@ -770,7 +594,7 @@ def suppressions_create(
             expires_at=expires_at,
             scope_rule=not all_rules,
         )
-    _emit([_suppression_row(created)], SUPPRESSION_COLUMNS, as_json, "suppression created")
+    emit([_suppression_row(created)], SUPPRESSION_COLUMNS, as_json, "suppression created")
 
 
 @suppressions_app.command("list")
@@ -785,9 +609,9 @@ def suppressions_list(
 ) -> None:
     """A tenant's suppressions (enabled and disabled)."""
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         found = service.suppressions(actor, owner)
-    _emit([_suppression_row(s) for s in found], SUPPRESSION_COLUMNS, as_json, f"suppressions of {owner}")
+    emit([_suppression_row(s) for s in found], SUPPRESSION_COLUMNS, as_json, f"suppressions of {owner}")
 
 
 @suppressions_app.command("disable")
@@ -803,321 +627,9 @@ def suppressions_disable(
 ) -> None:
     """Stop a suppression: new matching alerts are triaged again."""
     owner = _tenant(tenant)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
+    with case_service(config, data_dir, database_url, roster, acting_as) as (service, actor):
         service.disable_suppression(actor, owner, suppression_id, reason=reason)
     typer.echo(f"{suppression_id}: disabled")
-
-
-# -- queue, metrics --------------------------------------------------------------------------------------
-QUEUE_COLUMNS: Final = (
-    "rank",
-    "incident_id",
-    "severity",
-    "state",
-    "sla_metric",
-    "remaining",
-    "suggested",
-    "reason",
-)
-
-
-def queue(
-    tenant: Annotated[str | None, typer.Option(help="one tenant (default: every tenant in scope)")] = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DbOpt = None,
-    roster: RosterOpt = None,
-    acting_as: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Open incidents in routing order (breached, least SLA time left, severity, age), with the analyst
-    routing would pick now."""
-    owner = _tenant(tenant) if tenant else None
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
-        found = service.queue(actor, tenant=owner)
-    rows = []
-    for rank, row in enumerate(found, start=1):
-        incident, clock = row.incident, row.sla
-        rows.append(
-            {
-                "rank": rank,
-                "incident_id": incident.id,
-                "tenant_id": incident.tenant_id,
-                "title": incident.title,
-                "severity": incident.severity,
-                "state": incident.state,
-                "assignee": incident.assignee,
-                "queue_tier": incident.queue_tier,
-                "sla_metric": clock.metric if clock else None,
-                "sla_state": clock.state if clock else None,
-                "remaining_seconds": clock.remaining_seconds if clock else None,
-                "remaining": _human(clock.remaining_seconds) if clock else None,
-                "due_at": clock.due_at if clock else None,
-                "suggested": row.suggested,
-                "reason": row.reason,
-            }
-        )
-    _emit(rows, QUEUE_COLUMNS, as_json, "queue")
-
-
-def _stats(values: MetricStats) -> dict[str, Any]:
-    return {
-        "count": values.count,
-        "mean_seconds": values.mean,
-        "median_seconds": values.median,
-        "p90_seconds": values.p90,
-        "min_seconds": values.min,
-        "max_seconds": values.max,
-        "mean": _human(values.mean),
-        "median": _human(values.median),
-    }
-
-
-def _metric_row(row: MetricRow) -> dict[str, Any]:
-    sla = {}
-    for metric, outcome in row.sla.items():
-        share = outcome.share
-        sla[metric] = {
-            "met": outcome.met,
-            "missed": outcome.missed,
-            "excluded": outcome.excluded,
-            "attainment": share,
-            "attainment_text": "-"
-            if share is None
-            else f"{share:.0%} ({outcome.met}/{outcome.met + outcome.missed})",
-        }
-    return {
-        "group_by": row.group_by,
-        "group": row.group,
-        "incidents": row.incidents,
-        "metrics": {name: _stats(values) for name, values in row.metrics.items()},
-        "sla": sla,
-    }
-
-
-def metrics(
-    group_by: Annotated[str | None, typer.Option(help=" | ".join(GROUP_BYS))] = None,
-    period: Annotated[str, typer.Option(help=f"with --group-by period: {' | '.join(PERIODS)}")] = "month",
-    tenant: Annotated[str | None, typer.Option(help="one tenant (default: every tenant in scope)")] = None,
-    since: Annotated[str | None, typer.Option(help="incidents created at or after (ISO 8601)")] = None,
-    until: Annotated[str | None, typer.Option(help="incidents created before (ISO 8601)")] = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DbOpt = None,
-    roster: RosterOpt = None,
-    acting_as: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """MTTD, MTTT, MTTA, MTTN, MTTC, MTTR (mean and median) and SLA attainment (docs/metrics.md)."""
-    grouping = cast("GroupBy", _choice(group_by, GROUP_BYS, "--group-by")) if group_by else None
-    chosen = cast("Period", _choice(period, PERIODS, "--period"))
-    owner = _tenant(tenant) if tenant else None
-    start, end = _when(since, "--since"), _when(until, "--until")
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
-        found = service.metrics(actor, tenant=owner, group_by=grouping, period=chosen, since=start, until=end)
-    rows = [_metric_row(r) for r in found]
-    if as_json:
-        _print_json(rows)
-        return
-    names = [m.name for m in METRICS]
-    table_rows = []
-    for row in rows:
-        cells: dict[str, Any] = {"group": row["group"] or "all", "incidents": row["incidents"]}
-        for name in names:
-            s = row["metrics"][name]
-            cells[name.upper()] = f"{s['mean']} / {s['median']} (n={s['count']})" if s["count"] else "-"
-        for metric in SLA_METRICS:
-            cells[f"SLA {metric}"] = row["sla"].get(metric, {}).get("attainment_text", "-")
-        table_rows.append(cells)
-    columns = ["group", "incidents", *(n.upper() for n in names), *(f"SLA {m}" for m in SLA_METRICS)]
-    out.print(_table(table_rows, columns, "SOC metrics (mean / median)"))
-
-
-# -- SLA engine, SOC -------------------------------------------------------------------------------------
-@sla_app.command("sweep")
-def sla_sweep(
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DbOpt = None,
-    roster: RosterOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """One SLA engine tick now: warnings, breaches, breach escalations, routing and shift hand-offs."""
-    with _cases(config, data_dir, database_url, roster, None) as (service, _actor):
-        result = service.sweep()
-    if as_json:
-        _print_json(result)
-    else:
-        typer.echo(", ".join(f"{f.name}: {getattr(result, f.name)}" for f in fields(result)))
-
-
-CREDIT_COLUMNS: Final = (
-    "incident_id",
-    "metric",
-    "severity",
-    "breached_at",
-    "percent",
-    "amount_minor",
-    "explanation",
-)
-
-
-def _month(value: str) -> datetime:
-    try:
-        return datetime.strptime(value, "%Y-%m").replace(tzinfo=UTC)
-    except ValueError:
-        raise typer.BadParameter(f"--month: use YYYY-MM, not {value!r}") from None
-
-
-@sla_app.command("credits")
-def sla_credits(
-    tenant: TenantArg,
-    month: Annotated[str, typer.Option(help="YYYY-MM (UTC calendar month)")],
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DbOpt = None,
-    roster: RosterOpt = None,
-    acting_as: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """A month's SLA credits under the tenant's tier and contract, one line per breach."""
-    owner, start = _tenant(tenant), _month(month)
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
-        statement = service.credits(actor, owner, start)
-    if as_json:
-        _print_json({**_jsonable(statement), "tenant_id": owner, "month": month})
-        return
-    lines = [{**_jsonable(line), "percent": f"{line.percent_bp / 100:g}%"} for line in statement.lines]
-    out.print(_table(lines, CREDIT_COLUMNS, f"SLA credits of {owner}, {month}"))
-    capped = " (capped)" if statement.capped else ""
-    typer.echo(
-        f"tier {statement.tier}, monthly fee {statement.monthly_fee_minor}, cap {statement.cap_minor}; "
-        f"total {statement.total_minor}{capped} (minor currency units)"
-    )
-
-
-WORKLOAD_COLUMNS: Final = (
-    "analyst_id",
-    "incidents_handled",
-    "actions",
-    "handling_minutes",
-    "busy_minutes",
-    "on_duty_minutes",
-    "off_shift_minutes",
-    "occupancy_percent",
-    "open_load",
-)
-
-
-@soc_app.command("workload")
-def soc_workload(
-    since: Annotated[str | None, typer.Option(help="ISO 8601 (default: 7 days before --until)")] = None,
-    until: Annotated[str | None, typer.Option(help="ISO 8601 (default: now)")] = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DbOpt = None,
-    roster: RosterOpt = None,
-    acting_as: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Workload and occupancy per roster analyst over [since, until) (duty managers and the operator)."""
-    end = _when(until, "--until") or datetime.now(tz=UTC)
-    start = _when(since, "--since") or end - timedelta(days=7)
-    if start >= end:
-        raise typer.BadParameter("--since must be before --until")
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
-        if service.roster is None:
-            err.print("no SOC roster: set soc_roster or pass --roster")
-        found = service.workload(actor, start, end)
-    rows = [
-        {
-            **_jsonable(w),
-            "occupancy_percent": None if w.occupancy is None else round(100 * w.occupancy, 1),
-        }
-        for w in found
-    ]
-    _emit(rows, WORKLOAD_COLUMNS, as_json, f"workload {start.isoformat()} - {end.isoformat()}")
-
-
-# -- per-tenant case settings and escalation tree ------------------------------------------------------
-@case_settings_app.command("show")
-def case_settings_show(
-    tenant: TenantArg,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DbOpt = None,
-    roster: RosterOpt = None,
-    acting_as: AsOpt = None,
-) -> None:
-    """The tenant's time zone, escalation tree configuration and contract (JSON)."""
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
-        found = service.case_settings(actor, _tenant(tenant))
-    _print_json({"tenant_id": tenant, **_jsonable(found)})
-
-
-@case_settings_app.command("set")
-def case_settings_set(
-    tenant: TenantArg,
-    timezone: Annotated[str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin")] = None,
-    escalation: Annotated[
-        Path | None, typer.Option(help="YAML escalation tree (format: src/watchfloor/cases/escalation.py)")
-    ] = None,
-    monthly_fee: Annotated[int | None, typer.Option(help="contract fee per month, minor units")] = None,
-    currency: Annotated[str | None, typer.Option(help="ISO 4217, e.g. EUR")] = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DbOpt = None,
-    roster: RosterOpt = None,
-    acting_as: AsOpt = None,
-) -> None:
-    """Change the given parts (the others stay), validated before anything is stored; audited."""
-    tree: dict[str, Any] | None = None
-    if escalation is not None:
-        try:
-            loaded = yaml.safe_load(escalation.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise typer.BadParameter(f"{escalation}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise typer.BadParameter(
-                f"{escalation}: expected a mapping (timezone, business_hours, severities)"
-            )
-        tree = loaded
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
-        owner = _tenant(tenant)
-        contract: dict[str, Any] | None = None
-        if monthly_fee is not None or currency is not None:
-            contract = dict(service.db.settings.get(owner).contract)
-            if monthly_fee is not None:
-                contract["monthly_fee_minor"] = monthly_fee
-            if currency is not None:
-                contract["currency"] = currency
-        found = service.put_case_settings(actor, owner, timezone=timezone, escalation=tree, contract=contract)
-    _print_json({"tenant_id": tenant, **_jsonable(found)})
-
-
-def escalation(
-    tenant: TenantArg,
-    severity: Annotated[str, typer.Option(help="critical | high | medium | low")] = "high",
-    at: Annotated[str | None, typer.Option(help="ISO 8601 time (default: now)")] = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DbOpt = None,
-    roster: RosterOpt = None,
-    acting_as: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Whom to call for the tenant, in order, for a severity at a time (its local business hours or not)."""
-    if severity not in SEVERITIES:
-        raise typer.BadParameter(f"severity must be one of {', '.join(SEVERITIES)}")
-    moment = _when(at, "--at")
-    with _cases(config, data_dir, database_url, roster, acting_as) as (service, actor):
-        band, steps = service.escalation_plan(actor, _tenant(tenant), severity, moment)
-    rows = [{"order": n, **_jsonable(step), "address": step.address} for n, step in enumerate(steps, 1)]
-    if as_json:
-        _print_json({"tenant_id": tenant, "severity": severity, "band": band, "steps": rows})
-        return
-    title = f"escalation for {tenant}, {severity}, {band.replace('_', ' ')}"
-    out.print(_table(rows, ("order", "name", "role", "channel", "address", "wait_minutes"), title))
 
 
 def register(app: typer.Typer) -> None:
@@ -1126,9 +638,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(incidents_app, name="incidents")
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(suppressions_app, name="suppressions")
-    app.command(help="Open incidents in routing order, with the analyst routing would pick.")(queue)
-    app.command(help="SOC metrics: MTTD ... MTTR and SLA attainment.")(metrics)
-    app.add_typer(sla_app, name="sla")
-    app.add_typer(soc_app, name="soc")
-    app.add_typer(case_settings_app, name="case-settings")
-    app.command(help="Whom to call for a tenant, in order, by severity and time of day.")(escalation)
+    soc.register(app)
