@@ -23,7 +23,7 @@ from watchfloor.storage.schema import metadata
 
 
 def test_open_migrates_to_the_newest_revision(db: Database) -> None:
-    assert head_revision() == "0004"
+    assert head_revision() == "0005"
     assert db.schema_revision() == head_revision()
 
 

@@ -46,8 +46,8 @@ def test_migration_0002_applies_on_top_of_0001_with_data(empty_db_url: str) -> N
     finally:
         engine.dispose()
     with Database.open(empty_db_url) as db:
-        assert head_revision() == "0004"
-        assert db.schema_revision() == "0004"
+        assert head_revision() == "0005"
+        assert db.schema_revision() == "0005"
         assert db.tenants.get(TenantId("clinic")) is not None
         tables = set(inspect(db.engine).get_table_names())
         assert {"source_health", "source_volume", "health_alerts"} <= tables

@@ -24,6 +24,7 @@ from watchfloor.storage.engine import (
 )
 from watchfloor.storage.health import SourceHealthRepository
 from watchfloor.storage.incidents import IncidentRepository, SlaRepository, TenantSettingsRepository
+from watchfloor.storage.respond import ResponseRepository
 from watchfloor.storage.tenants import TenantRepository
 from watchfloor.storage.tokens import TokenRepository
 
@@ -34,7 +35,7 @@ class Database:
     """The system of record. `Database.open(url)` connects and migrates to the newest schema.
 
     Repositories: `tenants`, `assets`, `tokens`, `detections`, `dead_letters`, `audit`, `health`, `alerts`,
-    `suppressions`, `incidents`, `sla`, `settings`, `edl`. Each call is one
+    `suppressions`, `incidents`, `sla`, `settings`, `edl`, `response`. Each call is one
     transaction; state changes write their audit entry in that same transaction.
     """
 
@@ -48,6 +49,7 @@ class Database:
         "edl",
         "health",
         "incidents",
+        "response",
         "settings",
         "sla",
         "suppressions",
@@ -71,6 +73,7 @@ class Database:
         self.sla = SlaRepository(store)
         self.settings = TenantSettingsRepository(store)
         self.edl = EdlRepository(store)
+        self.response = ResponseRepository(store)
 
     @property
     def store(self) -> Store:

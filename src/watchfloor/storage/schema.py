@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -433,4 +434,144 @@ edl_tokens = Table(
     Column("last_used_at", UTCDateTime, nullable=True),
     CheckConstraint(_one_of("hash_scheme", HASH_SCHEMES), name="hash_scheme"),
     Index(None, "tenant_id"),
+)
+
+# -- response runs (migration 0005) ------------------------------------------------------------------
+RUN_STATES = (
+    "pending",
+    "running",
+    "waiting_approval",
+    "waiting",
+    "succeeded",
+    "failed",
+    "failed_closed",
+    "cancelled",
+    "rolled_back",
+)
+STEP_STATES = (
+    "pending",
+    "running",
+    "waiting_approval",
+    "waiting",
+    "succeeded",
+    "failed",
+    "skipped",
+    "refused",
+    "expired",
+    "rejected",
+    "rolled_back",
+)
+APPROVAL_DECISIONS = ("approved", "rejected", "expired")
+
+# One playbook run against one incident; `state` moves only through respond/runs.py's rules.
+response_runs = Table(
+    "response_runs",
+    metadata,
+    Column("id", String(OBJECT_ID_LENGTH), primary_key=True),
+    _tenant_fk(),
+    Column("incident_id", String(OBJECT_ID_LENGTH), nullable=False),
+    Column("playbook_id", String(128), nullable=False),
+    Column("playbook_version", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("not_before", UTCDateTime, nullable=True),  # a wait or a retry backoff: advance no earlier
+    Column("error", Text, nullable=True),
+    CheckConstraint(_one_of("state", RUN_STATES), name="state"),
+    Index(None, "tenant_id", "incident_id"),
+    Index(None, "state"),
+)
+
+# Each step of a run as it was executed: inputs (never secrets), the result, timing, who approved.
+response_steps = Table(
+    "response_steps",
+    metadata,
+    Column("run_id", String(OBJECT_ID_LENGTH), ForeignKey("response_runs.id"), nullable=False),
+    Column("step_id", String(128), nullable=False),
+    _tenant_fk(),
+    Column("position", Integer, nullable=False),
+    Column("action_id", String(128), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("idempotency_key", Text, nullable=True),
+    Column("inputs", Json, nullable=True),
+    Column("output", Json, nullable=True),  # the step record (status, summary, changed, output, ...)
+    Column("external_ref", Text, nullable=True),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("approved_by", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    PrimaryKeyConstraint("run_id", "step_id"),
+    CheckConstraint(_one_of("state", STEP_STATES), name="state"),
+)
+
+response_approvals = Table(
+    "response_approvals",
+    metadata,
+    Column("run_id", String(OBJECT_ID_LENGTH), ForeignKey("response_runs.id"), nullable=False),
+    Column("step_id", String(128), nullable=False),
+    _tenant_fk(),
+    Column("approvers", Json, nullable=False),
+    Column("reason", Text, nullable=False),  # why an approval is asked (the policy's words)
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("deadline", UTCDateTime, nullable=False),
+    Column("decision", String(16), nullable=True),
+    Column("decided_by", Text, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    PrimaryKeyConstraint("run_id", "step_id"),
+    CheckConstraint(_one_of("decision", APPROVAL_DECISIONS), name="decision"),
+    Index(None, "decision", "deadline"),
+)
+
+# Connector configuration with secrets, sealed by the caller (AES-GCM, associated data tenant+connector).
+connector_credentials = Table(
+    "connector_credentials",
+    metadata,
+    _tenant_fk(),
+    Column("connector", String(64), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("nonce", LargeBinary(12), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("keys", Json, nullable=False),  # which config keys are set (names only, never values)
+    Column("updated_by", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "connector"),
+)
+
+response_policies = Table(
+    "response_policies",
+    metadata,
+    Column("tenant_id", String(TENANT_ID_LENGTH), ForeignKey("tenants.id"), primary_key=True),
+    Column("policy", Json, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# What blast-radius limits count: one row per action started against a target.
+response_action_log = Table(
+    "response_action_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _tenant_fk(),
+    Column("action_id", String(128), nullable=False),
+    Column("target_kind", String(16), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("run_id", String(OBJECT_ID_LENGTH), nullable=False),
+    Column("step_id", String(128), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "tenant_id", "at"),
+)
+
+# Platform-wide response switches (the kill switch): one row per name.
+response_switches = Table(
+    "response_switches",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
