@@ -141,7 +141,6 @@ def test_false_positive_straight_from_new_counts_as_acknowledgement(
 @pytest.mark.parametrize(
     ("to_state", "why"),
     [
-        ("contained", "no transition from new to contained"),
         ("resolved", "no transition from new to resolved"),
         ("closed_true_positive", "no transition from new to closed_true_positive"),
         ("new", "already new"),
@@ -719,3 +718,20 @@ def test_random_work_keeps_every_invariant(
                 assert incident.tenant_id in PARTNER.tenants
     for state in sorted(reached):
         event(f"reached {state}")  # coverage, shown by --hypothesis-show-statistics
+
+
+def test_automated_containment_of_a_new_incident_counts_for_time_to_contain_not_acknowledge(
+    incident_new: Incident, t2_analyst: Actor
+) -> None:
+    """A playbook isolates a host at 3 a.m. before anyone looked: contained_at is set (time to contain), but
+    the acknowledge clock runs on until a person acts, and that person's first move acknowledges."""
+    contained = transition(incident_new, "contained", SYSTEM, minutes(4), reason="playbook isolated ws-17")
+    assert contained.accepted
+    inc = contained.incident
+    assert (inc.state, inc.contained_at) == ("contained", minutes(4))
+    assert (inc.acknowledged_at, inc.acknowledged_by, inc.triaged_at) == (None, None, None)
+    worked = transition(inc, "investigating", t2_analyst, minutes(20), reason="looking at the process tree")
+    assert worked.accepted
+    assert (worked.incident.acknowledged_at, worked.incident.acknowledged_by) == (minutes(20), t2_analyst.id)
+    assert worked.incident.triaged_at == minutes(20)
+    assert worked.incident.contained_at == minutes(4)  # never moves

@@ -11,8 +11,8 @@ Transitions (`TRANSITIONS`; anything else is rejected):
 
 | from              | to                                                                      |
 |-------------------|-------------------------------------------------------------------------|
-| new               | acknowledged, closed_false_positive                                     |
-| acknowledged      | investigating, awaiting_customer, closed_false_positive                 |
+| new               | acknowledged, contained, closed_false_positive                          |
+| acknowledged      | investigating, awaiting_customer, contained, closed_false_positive      |
 | investigating     | awaiting_customer, contained, resolved, closed_false_positive           |
 | awaiting_customer | acknowledged, investigating, contained, closed_false_positive           |
 | contained         | awaiting_customer, investigating, resolved                              |
@@ -36,9 +36,11 @@ The core rules (`CORE_RULES`, in order; the first eight decide, the last four sh
 | 11 | `RecordClosure`                 | closed_* <-> any      | closure reason on close, cleared on reopen |
 | 12 | `TakeOwnershipOnAcknowledge`    | new -> acknowledged   | unassigned: assign to the acknowledger     |
 
-Milestones are first-time values and never move: leaving `new` sets `acknowledged_at/by` (closing a false
-positive straight from `new` counts as the acknowledgement); the first triage decision (entering any state
-past `acknowledged`, or an escalation) sets `triaged_at`; `contained_at`, `resolved_at`, `closed_at` are set
+Milestones are first-time values and never move: the first state change by a person sets
+`acknowledged_at/by` (normally leaving `new`; closing a false positive straight from `new` counts as the
+acknowledgement; a playbook containing a `new` incident does not, so the acknowledge clock keeps running
+until an analyst acts); the first triage decision by a person (entering any state past `acknowledged`, or
+an escalation) sets `triaged_at`; `contained_at`, `resolved_at`, `closed_at` are set
 when first reached and kept across a reopen (so the reopen window counts from the *first* closure).
 `WatchBeforeClosing` is the delay: a resolved high/critical incident stays open (new alerts attach to it) for
 `close_watch_seconds` before it may close as a true positive; `Delay.until` is when the same request passes.
@@ -73,8 +75,12 @@ ALL_STATES: frozenset[IncidentState] = frozenset(INCIDENT_STATES)
 
 TRANSITIONS: Mapping[IncidentState, frozenset[IncidentState]] = MappingProxyType(
     {
-        "new": frozenset({"acknowledged", "closed_false_positive"}),
-        "acknowledged": frozenset({"investigating", "awaiting_customer", "closed_false_positive"}),
+        # containment straight from new/acknowledged: a playbook (or the analyst) stops an attack at 3 a.m.
+        # before anyone has investigated; time to contain must count it
+        "new": frozenset({"acknowledged", "contained", "closed_false_positive"}),
+        "acknowledged": frozenset(
+            {"investigating", "awaiting_customer", "contained", "closed_false_positive"}
+        ),
         "investigating": frozenset({"awaiting_customer", "contained", "resolved", "closed_false_positive"}),
         "awaiting_customer": frozenset(
             {"acknowledged", "investigating", "contained", "closed_false_positive"}
@@ -310,9 +316,12 @@ class SetMilestones(TransitionRule):
     def after(self, request: TransitionRequest, incident: Incident) -> Incident:
         now, to_state = request.now, request.to_state
         changes: dict[str, Any] = {}
-        if request.from_state == "new" and incident.acknowledged_at is None:
+        # the first state change by a person acknowledges (the acknowledge SLA measures people: automation
+        # containing a new incident does not stop that clock; the analyst's next move does)
+        automated = request.actor.role == "system"
+        if incident.acknowledged_at is None and not automated:
             changes.update(acknowledged_at=now, acknowledged_by=request.actor.id)
-        if to_state not in ("new", "acknowledged") and incident.triaged_at is None:
+        if to_state not in ("new", "acknowledged") and incident.triaged_at is None and not automated:
             changes["triaged_at"] = now
         if to_state == "contained" and incident.contained_at is None:
             changes["contained_at"] = now
