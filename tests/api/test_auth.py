@@ -30,6 +30,9 @@ def _routes(db: Database, archive_root: Path) -> list[tuple[str, str]]:
             incident_id="inc-x",
             alert_id="al-x",
             suppression_id="sup-x",
+            connector="msgraph",
+            run_id="run-x",
+            step_id="isolate",
         )
         found.extend((method, path) for method in sorted(route.methods or ()))
     return found

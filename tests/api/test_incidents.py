@@ -339,7 +339,7 @@ def test_rejected_and_delayed_transitions_are_409_and_on_the_timeline(world: Wor
     )
     assert (
         rejected["detail"]
-        == "no transition from new to resolved; from new: acknowledged, closed_false_positive"
+        == "no transition from new to resolved; from new: acknowledged, closed_false_positive, contained"
     )
     assert (rejected["rule"], rejected["state"]) == ("EnforceTransitionGraph", "new")
     last = world.timeline(world.critical)[-1]

@@ -16,6 +16,8 @@ from watchfloor.core.types import TenantId, tenant_id
 from watchfloor.storage import Database, Tenant
 
 if TYPE_CHECKING:
+    from watchfloor.respond.engine import RunEngine
+    from watchfloor.respond.secrets import CredentialStore
     from watchfloor.server.cases import CaseService
 
 MAX_PAGE: Final = 1000
@@ -34,6 +36,8 @@ class ApiContext:
     archive_root: Path
     replay: ReplayCallable | None = None
     cases: CaseService | None = None  # incidents, alerts, suppressions, queue, SLA metrics (None: 503)
+    credentials: CredentialStore | None = None  # sealed connector credentials (None: 503)
+    response: RunEngine | None = None  # runs, approvals, response policy, kill switch (None: 503)
 
     def tenant(self, value: str) -> Tenant:
         """The tenant named in the path; an invalid or unknown id is 404 alike."""

@@ -23,7 +23,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from watchfloor.cli import admin, cases
+from watchfloor.cli import admin, cases, connectors, response
 from watchfloor.cli.demo import demo
 from watchfloor.cli.health import health_app
 from watchfloor.cli.output import CsvWriter, JsonlWriter, MatchWriter, TableWriter, summary_table
@@ -52,6 +52,8 @@ app.command(help="Generate a small business's Windows telemetry with attacks and
 )
 admin.register(app)
 cases.register(app)  # triage, incidents, alerts, suppressions, queue, metrics, sla, soc
+connectors.register(app)  # connectors list/set/delete/rotate
+response.register(app)  # runs, approvals, response-policy, kill-switch
 app.add_typer(health_app, name="health")
 app.add_typer(search_app)  # `search` and `retrohunt` as top-level commands
 err = Console(stderr=True)

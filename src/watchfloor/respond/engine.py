@@ -447,16 +447,16 @@ class RunEngine:
             approved_by=approved_by if not retry and not resumed else row.approved_by,
             log_targets=[(manifest.id, manifest.target, t) for t in targets],
         )
-        ctx = ActionContext(
-            tenant_id=run.tenant_id,
-            run_id=run.id,
-            step_id=step.id,
-            idempotency_key=key,
-            config=self.secrets.config_for(run.tenant_id, manifest.connector),
-            dry_run=run.dry_run,
-            clock=self.clock,
-        )
-        try:
+        try:  # credentials that do not open (lost key, tampering) fail the step like a vendor error
+            ctx = ActionContext(
+                tenant_id=run.tenant_id,
+                run_id=run.id,
+                step_id=step.id,
+                idempotency_key=key,
+                config=self.secrets.config_for(run.tenant_id, manifest.connector),
+                dry_run=run.dry_run,
+                clock=self.clock,
+            )
             result = action.run(ctx, inputs)
         except ConnectorError as exc:
             if exc.retryable and attempt < self.max_attempts:
@@ -554,16 +554,16 @@ class RunEngine:
                 output=dict(record.get("output") or {}),
                 external_ref=row.external_ref,
             )
-            ctx = ActionContext(
-                tenant_id=run.tenant_id,
-                run_id=run.id,
-                step_id=step.id,
-                idempotency_key=f"{run.id}:{step.id}:rollback",
-                config=self.secrets.config_for(run.tenant_id, action.manifest.connector),
-                dry_run=run.dry_run,
-                clock=self.clock,
-            )
             try:
+                ctx = ActionContext(
+                    tenant_id=run.tenant_id,
+                    run_id=run.id,
+                    step_id=step.id,
+                    idempotency_key=f"{run.id}:{step.id}:rollback",
+                    config=self.secrets.config_for(run.tenant_id, action.manifest.connector),
+                    dry_run=run.dry_run,
+                    clock=self.clock,
+                )
                 undone = action.rollback(ctx, row.inputs or {}, done)
             except ConnectorError as exc:
                 problems.append(f"{step.id}: {exc.message}")

@@ -42,9 +42,12 @@ from watchfloor.ingest.http import IntakeSettings, build_intake_router
 from watchfloor.ingest.syslog import SyslogParseError, parse_syslog
 from watchfloor.ingest.syslog_server import Peer, SyslogTcpServer, SyslogUdpServer, Transport
 from watchfloor.normalize.logsources import content_dir, default_logsource_map
+from watchfloor.respond.engine import ConnectorConfigSource, RunEngine, StaticConfig
+from watchfloor.respond.secrets import CredentialStore, load_keys
 from watchfloor.server import logs
 from watchfloor.server.cases import CaseService
 from watchfloor.server.pipeline import MAX_UNACKED, DetectionWorker, dead_letter_envelopes, rule_versions
+from watchfloor.server.response_stage import ResponseStage, build_response
 from watchfloor.server.settings import ServeSettings
 from watchfloor.server.triage_stage import TriageWorker
 from watchfloor.storage import Database
@@ -167,6 +170,18 @@ class Service:
         )
         self.triage: TriageWorker | None = None
         self.cases = self._build_cases(settings)
+        self.credentials = self._credential_store(settings)
+        self.response: RunEngine | None = None
+        self.response_stage: ResponseStage | None = None
+        if settings.response_enabled:
+            source: ConnectorConfigSource = self.credentials or StaticConfig({})
+            self.response, self.response_stage = build_response(
+                self.db,
+                self.cases,
+                source,
+                playbooks_dir=settings.playbooks_dir,
+                interval_seconds=settings.response_interval_seconds,
+            )
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         tune_gc()
         self.registry = CollectorRegistry()
@@ -195,6 +210,16 @@ class Service:
             alert_observer=worker.replace_alert if worker else None,
             suppressions_changed=worker.set_suppressions if worker else None,
         )
+
+    def _credential_store(self, settings: ServeSettings) -> CredentialStore | None:
+        """Sealed connector credentials, when a secrets key is configured (or dev_mode makes one); without,
+        the service still runs: credential routes answer 503 and vendor steps fail for lack of config."""
+        try:
+            keys = load_keys(settings)
+        except ConfigError as exc:
+            log.warning("connector credentials are off: %s", exc)
+            return None
+        return CredentialStore(self.db, keys)
 
     def sla_tick(self) -> None:
         try:
@@ -231,6 +256,8 @@ class Service:
                 admin_token_sha256=self.settings.admin_token_sha256,
                 replay=self.replay_dead_letters,
                 cases=self.cases,
+                credentials=self.credentials,
+                response_engine=self.response,
             )
         )
 
@@ -271,6 +298,7 @@ class Service:
             "spool": self.bus.pressure(SUBJECT_RAW).level != "full",
             "detect_stage": self.worker.alive,
             "triage_stage": self.triage is None or self.triage.alive,
+            "response_stage": self.response_stage is None or self.response_stage.alive,
         }
 
     # -- syslog ------------------------------------------------------------------------------
@@ -349,6 +377,8 @@ class Service:
             target=self._health_loop, name="watchfloor-health", daemon=True
         )
         self._health_thread.start()
+        if self.response_stage is not None:
+            self.response_stage.start()
         if self.triage is not None:
             self.triage.start()
             self._sla_stop.clear()
@@ -356,6 +386,8 @@ class Service:
             self._sla_thread.start()
 
     def stop(self) -> None:
+        if self.response_stage is not None:
+            self.response_stage.stop()
         self.worker.stop()
         if self.triage is not None:
             self.triage.stop()
@@ -370,6 +402,8 @@ class Service:
             self.health_tick()  # final flush
 
     def close(self) -> None:
+        if self.response_stage is not None:
+            self.response_stage.stop()
         self.worker.stop()
         if self.triage is not None:
             self.triage.stop()

@@ -49,6 +49,11 @@ class ServeSettings(BaseSettings):
     syslog_tcp_port: int | None = None
     syslog_tenant: str | None = None  # the tenant a syslog listener's senders belong to
     token_pepper: SecretStr | None = None
+    # AES-256-GCM key(s) sealing connector credentials at rest: base64 of 32 random bytes; a comma-separated
+    # list rotates keys (the first seals, the others only open). None: refused unless dev_mode.
+    secrets_key: SecretStr | None = None
+    # Local development: without secrets_key, a key is made once and kept in <data_dir>/secrets.key (0600).
+    dev_mode: bool = False
     admin_token_sha256: str | None = None  # SHA-256 hex of the operator API token; None: /api/v1 answers 503
     archive_dir: Path | None = None  # default: <data_dir>/archive
     archive_enabled: bool = True  # raw + normalized events per tenant and day, in Parquet
@@ -69,6 +74,9 @@ class ServeSettings(BaseSettings):
     triage_enabled: bool = True  # the triage stage (detections -> alerts -> incidents) and the SLA sweeper
     triage_lag_seconds: float | None = None  # default: 0 on SQLite, 5 on PostgreSQL
     sla_interval_seconds: float = 30.0  # how often the SLA engine checks warnings, breaches, routing
+    response_enabled: bool = True  # the response stage (playbook runs, approvals, their deadlines)
+    playbooks_dir: Path | None = None  # default: the project's content/playbooks
+    response_interval_seconds: float = 15.0  # how often the response stage starts and resumes runs
 
     @property
     def resolved_archive_dir(self) -> Path:
