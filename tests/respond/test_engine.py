@@ -13,6 +13,7 @@ import pytest
 from tests.respond.fakes.mde import MDE_SCOPE, FakeMde
 from tests.respond.fakes.msgraph import CLIENT_ID, CLIENT_SECRET, DIRECTORY_ID, FakeEntra
 from tests.respond.fakes.server import LoopbackServer
+from tests.storage import conftest as storage_fixtures
 from tests.storage.conftest import FakeClock, make_clinic
 from watchfloor.cases.lifecycle import ACCEPT, Delay, Reject
 from watchfloor.cases.models import Incident
@@ -106,9 +107,13 @@ def clock() -> FakeClock:
     return FakeClock(T0)
 
 
+db_url = storage_fixtures.db_url  # every engine test on SQLite and on PostgreSQL
+pg_template = storage_fixtures.pg_template
+
+
 @pytest.fixture
-def db(tmp_path: Any, clock: FakeClock) -> Iterator[Database]:
-    database = Database.open(f"sqlite:///{tmp_path / 'wf.db'}", clock=clock)
+def db(db_url: str, clock: FakeClock) -> Iterator[Database]:
+    database = Database.open(db_url, clock=clock)
     make_clinic(database)
     try:
         yield database
