@@ -282,6 +282,10 @@ def test_no_answer_by_the_deadline_fails_closed_and_escalates(db, registry, serv
     escalations = [e for e in db.incidents.timeline(CLINIC, "inc-1") if e.kind == "escalated"]
     assert len(escalations) == 1
     assert "soc_manager" in escalations[0].summary
+    # whom to call: the clinic's escalation contacts in order (make_clinic: Sam Ng first, with a phone)
+    customer = escalations[0].details["customer_escalation"]
+    assert customer.startswith("Sam Ng by ")
+    assert customer.index("Sam Ng") < customer.index("Dana Ruiz")
     assert db.incidents.get(CLINIC, "inc-1").contained_at is None
     with pytest.raises(Exception, match="already expired"):
         engine.approve(CLINIC, run.id, "approve_isolation", actor="late@mssp", approved=True, reason="sorry")

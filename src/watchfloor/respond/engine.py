@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from watchfloor.cases.lifecycle import ACCEPT
 from watchfloor.cases.models import SYSTEM, Incident, TimelineEntry, TimelineKind
+from watchfloor.cases.soc import duty_managers_at
 from watchfloor.core.errors import Location, WatchfloorError
 from watchfloor.core.types import TenantId
 from watchfloor.respond.actions import ActionContext, ActionManifest, ActionResult, ConnectorError
@@ -365,13 +366,39 @@ class RunEngine:
     ) -> None:
         current = self.db.response.get_run(run.tenant_id, run.id)
         self._move(current, "failed_closed", reason=why)
+        managers, customer = self._who_to_call(incident)
         self._timeline(
             run,
             f"response run {run.id} stopped ({why}); escalate: call {_whom(approvers)} "
-            f"about incident {incident.id}",
+            f"about incident {incident.id}"
+            + (f"; duty manager on duty: {managers}" if managers else "")
+            + (f"; customer escalation: {customer}" if customer else ""),
             "escalated",
-            details={"run_id": run.id, "approvers": dict(approvers)},
+            details={
+                "run_id": run.id,
+                "approvers": dict(approvers),
+                "duty_managers": managers,
+                "customer_escalation": customer,
+            },
         )
+
+    def _who_to_call(self, incident: Incident) -> tuple[str, str]:
+        """The duty managers on duty now and the tenant's escalation contacts for the incident's severity
+        at this hour (its time zone), in order: the people a failed-closed run is escalated to."""
+        if self.cases is None:
+            return "", ""
+        now = self.clock()
+        managers = ""
+        if self.cases.roster is not None:
+            found = duty_managers_at(self.cases.roster, now)
+            managers = ", ".join(f"{m.name} ({m.phone or m.email or m.region})" for m in found)
+        try:
+            band, steps = self.cases.escalation_plan(SYSTEM, incident.tenant_id, incident.severity, now)
+        except WatchfloorError as exc:  # a broken tree must not hide the failure itself
+            log.warning("tenant %s: no escalation plan: %s", incident.tenant_id, exc)
+            return managers, ""
+        customer = ", ".join(f"{s.name} by {s.channel} at {s.address}" for s in steps)
+        return managers, f"{customer} ({band.replace('_', ' ')})" if customer else ""
 
     def _open_approval(self, run: RunRecord) -> bool:
         return any(a.run_id == run.id for a in self.db.response.open_approvals(run.tenant_id))
