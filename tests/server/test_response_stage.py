@@ -203,6 +203,25 @@ def test_a_matching_incident_gets_one_run_across_ticks_and_a_restart(world: Resp
     assert world.mde.actions == []
 
 
+def test_two_stages_racing_start_one_automatic_run(
+    world: ResponseWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process started the run between this stage's check and its start: the deterministic run
+    id makes the second start fail in the database, and the stage counts it as done, not as an error."""
+    store_incident(world.db)
+    (run,) = world.stage.tick().started
+    assert run.id.startswith("run_auto_")
+    _engine, other = world.rebuild()
+    # it has not seen the run yet (a fault injected into what the stage reads, not into what it writes)
+    monkeypatch.setattr(type(world.db.response), "list_runs", lambda *_a, **_k: [])
+    assert other.tick().started == ()
+    assert other.counters.errors[CLINIC] == 0
+    monkeypatch.undo()
+    assert [r.id for r in world.db.response.list_runs(CLINIC)] == [run.id]
+    started = [e for e in world.db.incidents.timeline(CLINIC, "inc-1") if "started" in e.summary]
+    assert len(started) == 1
+
+
 def test_incidents_that_do_not_match_get_no_run(world: ResponseWorld) -> None:
     store_incident(world.db, "inc-low", severity="medium")
     store_incident(world.db, "inc-other", techniques=("T1110",))

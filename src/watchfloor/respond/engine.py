@@ -137,8 +137,11 @@ class RunEngine:
         *,
         dry_run: bool = False,
         actor: str = ENGINE_ACTOR,
+        run_id: str | None = None,
     ) -> RunRecord:
-        """A new pending run of `playbook` against the incident (call `advance` to execute it)."""
+        """A new pending run of `playbook` against the incident (call `advance` to execute it). A given
+        `run_id` that exists already raises the database's integrity error and records nothing: the
+        response stage starts automatic runs under a deterministic id, so two processes start one."""
         self.db.incidents.get(tenant_id, incident_id)  # NotFoundError for another tenant's incident
         steps = [(s.id, s.action if isinstance(s, ActionStep) else None) for s in playbook.steps]
         run = self.db.response.create_run(
@@ -149,6 +152,7 @@ class RunEngine:
             steps=steps,
             dry_run=dry_run,
             actor=actor,
+            run_id=run_id,
         )
         mode = "dry run" if dry_run else "run"
         self._timeline(run, f"playbook {playbook.id} v{playbook.version}: {mode} {run.id} started", "note")

@@ -26,6 +26,7 @@ with its rules, so the API (`api/response.py`) and the CLI (`cli/response.py`) a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import Counter
@@ -35,6 +36,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
+
+from sqlalchemy.exc import IntegrityError
 
 from watchfloor.cases.models import Actor
 from watchfloor.cases.permissions import PermissionDeniedError, authorize
@@ -150,7 +153,12 @@ class ResponseStage:
                 if key in done[tenant]:
                     continue
                 try:
-                    run = self.engine.start(tenant, incident.id, playbook)
+                    run = self.engine.start(
+                        tenant, incident.id, playbook, run_id=automatic_run_id(tenant, incident.id, playbook)
+                    )
+                except IntegrityError:  # another process started it first: one automatic run each
+                    done[tenant].add(key)
+                    continue
                 except Exception as exc:
                     log.exception("could not start %s for incident %s", playbook.id, incident.id)
                     self.counters.errors[tenant] += 1
@@ -242,6 +250,13 @@ def tenant_response_context(db: Database) -> Callable[[TenantId], Mapping[str, A
         return values
 
     return context
+
+
+def automatic_run_id(tenant: TenantId, incident_id: str, playbook: Playbook) -> str:
+    """The id of the one automatic run of `playbook` (this version) against an incident: the primary key
+    makes a second start fail, whichever process tries."""
+    material = "\x1f".join([tenant, incident_id, playbook.id, str(playbook.version)])
+    return "run_auto_" + hashlib.blake2b(material.encode(), digest_size=12).hexdigest()
 
 
 def build_response(
