@@ -36,6 +36,7 @@ from watchfloor.respond.runs import RunTransition, check_run_transition
 from watchfloor.server.cases import CaseService
 from watchfloor.storage import Database
 from watchfloor.storage.incidents import Change
+from watchfloor.storage.respond import KILL_SWITCH
 from watchfloor.triage.models import Entity, RiskScore
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
@@ -532,9 +533,38 @@ def test_other_branch_and_cancel(db, registry, server, mde, clock) -> None:
     engine.tenant_context = lambda _tenant: {"edr": "falcon"}
     run = engine.advance(CLINIC, engine.start(CLINIC, "inc-1", pb).id)
     assert run.state == "waiting_approval"  # no standing approval: a person is asked
+    (asked,) = [a.step_id for a in db.response.open_approvals(CLINIC) if a.run_id == run.id]
     run = engine.cancel(CLINIC, run.id, actor="sam@mssp", reason="handled by phone")
     assert run.state == "cancelled"
     assert engine.advance(CLINIC, run.id).state == "cancelled"
+    assert mde.actions == []
+    # the open approval is closed with the cancellation: nobody approves a step of a cancelled run later
+    assert [a for a in db.response.open_approvals(CLINIC) if a.run_id == run.id] == []
+    with pytest.raises(Exception, match="already rejected"):
+        engine.approve(CLINIC, run.id, asked, actor="late@mssp", approved=True, reason="go")
+
+
+def test_a_step_rerun_after_a_crash_rechecks_the_kill_switch(db, registry, server, mde, clock) -> None:
+    store_incident(db)
+    db.response.put_policy(CLINIC, AUTOMATIC, actor="admin")
+    pb = playbook(registry, NO_APPROVAL)
+
+    class CrashBeforeTheCall(IsolateMachine):
+        def run(self, ctx: ActionContext, inputs: Mapping[str, Any]) -> ActionResult:
+            raise Crash  # the process dies with the step marked running, before any vendor call
+
+    http = HttpOptions(sleep=lambda _: None, token_cache=TokenCache())
+    crashing = ActionRegistry(
+        [CrashBeforeTheCall, ReleaseMachine, GetMachineAction, Ticket], factory=lambda c: c(http=http)
+    )  # type: ignore[call-arg]
+    run = make_engine(db, crashing, server, clock, pb).start(CLINIC, "inc-1", pb)
+    with pytest.raises(Crash):
+        make_engine(db, crashing, server, clock, pb).advance(CLINIC, run.id)
+    assert states(db, run.id)["isolate"] == "running"
+    db.response.set_switch(KILL_SWITCH, enabled=True, actor="duty-manager", reason="runaway isolations")
+    (resumed,) = make_engine(db, registry, server, clock, pb).resume_all()
+    assert resumed.state == "failed_closed"
+    assert states(db, run.id)["isolate"] == "refused"
     assert mde.actions == []
 
 

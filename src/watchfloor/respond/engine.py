@@ -169,8 +169,21 @@ class RunEngine:
         return self.advance(tenant_id, run_id)
 
     def cancel(self, tenant_id: TenantId, run_id: str, *, actor: str, reason: str) -> RunRecord:
+        """Stop the run; its open approvals are closed as rejected by the canceller (nobody can approve a
+        step of a cancelled run afterwards)."""
         run = self.db.response.get_run(tenant_id, run_id)
-        return self._move(run, "cancelled", reason=reason, actor=actor)
+        moved = self._move(run, "cancelled", reason=reason, actor=actor)
+        for approval in self.db.response.open_approvals(tenant_id):
+            if approval.run_id == run_id:
+                self.db.response.decide_approval(
+                    tenant_id,
+                    run_id,
+                    approval.step_id,
+                    decision="rejected",
+                    actor=actor,
+                    reason=f"run cancelled: {reason}",
+                )
+        return moved
 
     def resume_all(self) -> list[RunRecord]:
         """Advance every unfinished run of every tenant (after a restart, or from a periodic sweep)."""
@@ -463,6 +476,12 @@ class RunEngine:
             dry_note = {"policy": decision.mode, "reason": decision.reason} if run.dry_run else {}
         else:
             dry_note = {}
+            # a retry or a re-run after a crash was allowed before; the kill switch may be engaged since
+            if not run.dry_run and manifest.risk != "read_only" and self.db.response.kill_switch():
+                why = f"the kill switch is engaged: step {step.id} ({manifest.id}) not retried"
+                self._step(run, row, state="refused", error=why, inputs=inputs, finished_at=now)
+                self._fail_closed(run, why, {}, incident)
+                raise _Pause
         attempt = row.attempt if resumed else row.attempt + 1
         key = f"{run.id}:{step.id}:{attempt}"
         targets = [] if run.dry_run or resumed or retry else _targets(manifest, inputs)
