@@ -14,6 +14,9 @@ import orjson
 import pytest
 import uvicorn
 
+from tests.respond.fakes.mde import MDE_SCOPE, FakeMde
+from tests.respond.fakes.msgraph import CLIENT_ID, CLIENT_SECRET, DIRECTORY_ID, FakeEntra
+from tests.respond.fakes.server import LoopbackServer
 from tests.server.test_crash import free_port, office_macro_event
 from watchfloor.api import hash_admin_token
 from watchfloor.server.service import Service
@@ -262,3 +265,108 @@ def test_detections_become_an_incident_the_analyst_works_over_the_api(running: R
     assert [e["kind"] for e in timeline][:1] == ["created"]
     assert timeline[-1]["kind"] == "state_changed"
     assert httpx.get(f"{running.url}/readyz").json()["checks"]["triage_stage"] is True
+
+
+SERVED_PLAYBOOK = """
+id: isolate-office-powershell
+name: Isolate a host where Office started encoded PowerShell
+version: 1
+author: tests
+description: ask the duty manager, then isolate the host with Defender for Endpoint
+trigger: {severity_at_least: high, techniques: [T1059.001]}
+steps:
+  - id: approve
+    kind: approval
+    who: {roles: [soc_manager]}
+    timeout_minutes: 30
+    message: "Isolate {{ incident.entities.host[0] }}?"
+  - id: isolate
+    kind: contain
+    action: mde.isolate_machine
+    with: {host: "{{ incident.entities.host[0] }}", comment: "incident {{ incident.id }}"}
+"""
+
+
+def test_the_served_chain_from_an_event_to_an_approved_isolation(tmp_path: Path) -> None:
+    """HEC -> detection -> incident -> playbook run -> approval over the API -> Defender for Endpoint (a
+    loopback fake of its API) isolates the host with credentials sealed at rest -> the incident is
+    contained."""
+
+    mde = FakeMde(FakeEntra(scopes=(MDE_SCOPE,)))
+    mde.add_machine("ws01.clinic.local", last_seen="2026-12-04T08:00:00Z")
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "isolate.yml").write_text(SERVED_PLAYBOOK, encoding="utf-8")
+    port = free_port()
+    settings = ServeSettings.load(
+        None,
+        data_dir=tmp_path / "data",
+        port=port,
+        admin_token_sha256=hash_admin_token(ADMIN_TOKEN),
+        dev_mode=True,  # a local secrets key in the data folder
+        playbooks_dir=playbooks,
+        response_interval_seconds=0.2,
+        sla_interval_seconds=3600,
+    )
+    service = Service(settings)
+    db = service.db
+    db.tenants.create("clinic", name="Clinic", vertical="healthcare", tier="premium", actor="test")
+    token = db.tokens.create("clinic", description="winlogbeat", actor="test").plaintext  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    url = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with LoopbackServer(mde.app()) as vendor:
+        thread.start()
+        try:
+            assert wait_for(lambda: server.started, 30)
+            put = httpx.put(
+                f"{url}/api/v1/tenants/clinic/connectors/mde/credentials",
+                json={
+                    "values": {
+                        "tenant_id": DIRECTORY_ID,
+                        "client_id": CLIENT_ID,
+                        "client_secret": CLIENT_SECRET,
+                        "authority": vendor.url,
+                        "mde_base": vendor.url,
+                    }
+                },
+                headers=auth,
+            )
+            assert put.status_code == 204, put.text
+            body = b"\n".join(orjson.dumps({"event": office_macro_event(r)}) for r in range(1, 4))
+            sent = httpx.post(
+                f"{url}/services/collector/event", content=body, headers={"Authorization": f"Splunk {token}"}
+            )
+            assert sent.status_code == 200, sent.text
+
+            def open_approvals() -> list[dict[str, object]]:
+                found = httpx.get(f"{url}/api/v1/approvals", params={"tenant": "clinic"}, headers=auth)
+                assert found.status_code == 200, found.text
+                return list(found.json())
+
+            assert wait_for(lambda: len(open_approvals()) == 1, 30)
+            (approval,) = open_approvals()
+            assert mde.actions == []  # nothing happens before someone with the authority says yes
+            decided = httpx.post(
+                f"{url}/api/v1/tenants/clinic/runs/{approval['run_id']}/approvals/{approval['step_id']}",
+                json={"decision": "approve", "reason": "confirmed malicious macro with the customer"},
+                headers=auth,
+            )
+            assert decided.status_code == 200, decided.text
+            assert wait_for(lambda: [a["type"] for a in mde.actions] == ["Isolate"], 30)
+            (incident,) = db.incidents.list(["clinic"])  # type: ignore[list-item]
+            assert wait_for(lambda: db.incidents.get("clinic", incident.id).contained_at is not None, 30)  # type: ignore[arg-type]
+            run = httpx.get(f"{url}/api/v1/tenants/clinic/runs/{approval['run_id']}", headers=auth).json()
+            assert run["run"]["state"] == "succeeded"
+            # the sealed credentials never come back, and never sit in the database in clear
+            listed = httpx.get(f"{url}/api/v1/tenants/clinic/connectors", headers=auth).text
+            assert CLIENT_SECRET not in listed
+            with db.store.read() as connection:
+                raw = connection.exec_driver_sql("SELECT * FROM connector_credentials").fetchall()
+            assert raw
+            assert CLIENT_SECRET not in repr(raw)
+        finally:
+            server.should_exit = True
+            thread.join(15)
+            service.close()
