@@ -28,7 +28,7 @@ from watchfloor.respond.actions import (
     InputSpec,
 )
 from watchfloor.respond.connectors.mde import GetMachineAction, IsolateMachine, ReleaseMachine
-from watchfloor.respond.engine import RunEngine, StaticConfig
+from watchfloor.respond.engine import RunEngine, RunEngineError, StaticConfig
 from watchfloor.respond.http import HttpOptions, TokenCache
 from watchfloor.respond.playbooks import Playbook, parse_playbook
 from watchfloor.respond.registry import ActionRegistry
@@ -688,3 +688,28 @@ def test_kill_switch_turned_on_while_waiting_still_refuses_after_approval(
     assert run.state == "failed_closed"
     assert states(db, run.id)["isolate"] == "refused"
     assert mde.actions == []
+
+
+def test_an_analyst_undoes_a_finished_run(db, registry, server, mde, clock) -> None:
+    """The incident is over: the analyst releases the host by undoing the run's reversible steps."""
+    store_incident(db)
+    db.response.put_policy(CLINIC, AUTOMATIC, actor="admin")
+    pb = playbook(registry, NO_APPROVAL)
+    engine = make_engine(db, registry, server, clock, pb)
+    run = engine.advance(CLINIC, engine.start(CLINIC, "inc-1", pb).id)
+    assert run.state == "succeeded"
+    assert [a["type"] for a in mde.actions] == ["Isolate"]
+    mde.complete()  # Defender finished isolating (a pending isolation cannot be released yet)
+    assert next(iter(mde.machines.values())).isolated
+    with pytest.raises(RunEngineError, match="needs a reason"):
+        engine.undo(CLINIC, run.id, actor="ben", reason=" ")
+    undone = engine.undo(CLINIC, run.id, actor="ben", reason="host reimaged, incident resolved")
+    assert undone.state == "rolled_back", undone.error
+    assert [a["type"] for a in mde.actions] == ["Isolate", "Unisolate"]
+    mde.complete()
+    assert not next(iter(mde.machines.values())).isolated
+    assert states(db, run.id)["isolate"] == "rolled_back"
+    assert states(db, run.id)["open_ticket"] == "succeeded"  # tickets are not reversible: they stay
+    assert any("ben undoes response run" in t for t in timeline(db))
+    with pytest.raises(RunEngineError, match="only a finished run"):
+        engine.undo(CLINIC, run.id, actor="ben", reason="again")

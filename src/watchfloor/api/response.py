@@ -9,6 +9,7 @@ Everything needs the run engine (`ctx.response`, a `respond.engine.RunEngine`; a
 | list / show runs, list approvals, show policy, kill switch status | `view` (tenant scope) |
 | start a run by hand | `view` for a dry run, else `contain` (any loaded playbook; the kill switch refuses) |
 | cancel a run | `contain` |
+| undo a finished run's reversible steps | `contain` |
 | decide an approval | `approve_response`, and a role the approval names (mssp_admin always) |
 | set the response policy | `manage_tenant` |
 | engage / release the kill switch | mssp_admin or soc_manager |
@@ -309,6 +310,17 @@ def routes(router: APIRouter, ctx: ApiContext) -> None:
         run_engine, actor, tid = scoped(x_watchfloor_actor, tenant, "contain")
         with refusals():
             run = run_engine.cancel(tid, run_id, actor=actor.id, reason=body.reason)
+        return detail(run_engine, run)
+
+    @router.post("/tenants/{tenant}/runs/{run_id}/undo", **common)
+    def undo_run(
+        tenant: str, run_id: RunId, body: CancelIn, x_watchfloor_actor: ActorHeader = None
+    ) -> RunDetail:
+        """Undo a finished run's reversible steps, newest first (`contain`): release the host, re-enable
+        the user once the incident is over. 409 when the run is not finished or has nothing to undo."""
+        run_engine, actor, tid = scoped(x_watchfloor_actor, tenant, "contain")
+        with refusals():
+            run = run_engine.undo(tid, run_id, actor=actor.id, reason=body.reason)
         return detail(run_engine, run)
 
     # -- approvals ---------------------------------------------------------------------------------------

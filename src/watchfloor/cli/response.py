@@ -255,6 +255,27 @@ def runs_cancel(
         _show_run(env, run, as_json)
 
 
+@runs_app.command("undo")
+def runs_undo(
+    tenant: TenantArg,
+    run_id: RunArg,
+    reason: ReasonOpt,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DbOpt = None,
+    roster: RosterOpt = None,
+    acting_as: AsOpt = None,
+    playbooks: PlaybooksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo a finished run's reversible steps, newest first (`contain`): release a host, re-enable a user."""
+    owner = _tenant(tenant)
+    with response_env(config, data_dir, database_url, roster, acting_as, playbooks) as env:
+        authorize(env.actor, "contain", owner)
+        run = env.engine.undo(owner, run_id, actor=env.actor.id, reason=reason)
+        _show_run(env, run, as_json)
+
+
 # -- approvals ------------------------------------------------------------------------------------------
 @approvals_app.command("list")
 def approvals_list(

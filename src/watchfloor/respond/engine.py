@@ -588,7 +588,40 @@ class RunEngine:
             self._move(run, "failed", reason=f"step {step.id} failed", error=error)
         raise _Pause
 
-    def _rollback(self, run: RunRecord, playbook: Playbook, rows: list[StepRecord], error: str) -> None:
+    def undo(self, tenant_id: TenantId, run_id: str, *, actor: str, reason: str) -> RunRecord:
+        """Undo a finished run's reversible steps that changed something, newest first (release the host
+        once the incident is over); the run ends `rolled_back`, or `failed` when an undo failed."""
+        run = self.db.response.get_run(tenant_id, run_id)
+        where = Location(tenant=tenant_id, path=f"response_runs/{run_id}")
+        if run.state not in ("succeeded", "failed", "cancelled"):
+            msg = f"run {run_id} is {run.state}: only a finished run (succeeded, failed, cancelled) is undone"
+            raise RunEngineError(msg, location=where, code="respond.undo_invalid")
+        if not reason.strip():
+            raise RunEngineError("undoing a run needs a reason", location=where, code="respond.undo_invalid")
+        playbook = self._playbook(run)
+        rows = []
+        for row in self.db.response.steps(tenant_id, run_id):
+            step = playbook.step(row.step_id)
+            if row.state != "succeeded" or not isinstance(step, ActionStep):
+                continue
+            if self.registry.get(step.action).manifest.reversible:
+                rows.append(row)
+        if not rows:
+            msg = f"run {run_id} has no reversible step that succeeded: nothing to undo"
+            raise RunEngineError(msg, location=where, code="respond.undo_invalid")
+        self._timeline(run, f"{actor} undoes response run {run.id}: {reason}", "note")
+        self._rollback(run, playbook, rows, f"undone by {actor}: {reason}", because=f"undone by {actor}")
+        return self.db.response.get_run(tenant_id, run_id)
+
+    def _rollback(
+        self,
+        run: RunRecord,
+        playbook: Playbook,
+        rows: list[StepRecord],
+        error: str,
+        *,
+        because: str = "a step failed; earlier steps undone",
+    ) -> None:
         """Undo the run's earlier reversible steps (those marked rollback_on_failure), newest first."""
         problems: list[str] = []
         for row in reversed(rows):
@@ -621,12 +654,14 @@ class RunEngine:
                 continue
             self._step(run, row, state="rolled_back", error=None)
             self._timeline(run, f"rolled back step {step.id}: {undone.summary}", "note")
-        if problems:
+        if problems and run.state == "failed":  # undoing a failed run: it stays failed, the note says why
+            self._timeline(run, f"undo of run {run.id} incomplete: {'; '.join(problems)}", "note")
+        elif problems:
             self._move(
                 run, "failed", reason="rollback incomplete", error=f"{error}; rollback: {'; '.join(problems)}"
             )
         else:
-            self._move(run, "rolled_back", reason="a step failed; earlier steps undone", error=error)
+            self._move(run, "rolled_back", reason=because, error=error)
 
     def _contained(self, run: RunRecord, step: ActionStep, result: ActionResult) -> None:
         if self.cases is None:

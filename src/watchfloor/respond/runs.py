@@ -8,7 +8,9 @@ asks `check_run_transition` before it stores a new run state; tests call it, nev
 | running          | waiting_approval, waiting, succeeded, failed, failed_closed, cancelled, rolled_back |
 | waiting_approval | running, failed_closed, cancelled                                           |
 | waiting          | running, failed, cancelled                                                  |
-| succeeded, failed, failed_closed, cancelled, rolled_back | nothing (final)                     |
+| succeeded, cancelled | rolled_back (an analyst undid its reversible steps), failed (the undo failed) |
+| failed           | rolled_back (undone)                                                        |
+| failed_closed, rolled_back | nothing (final)                                                   |
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ RUN_TRANSITIONS: Final[Mapping[RunState, frozenset[RunState]]] = MappingProxyTyp
         "waiting_approval": frozenset({"running", "failed_closed", "cancelled"}),
         "waiting": frozenset({"running", "failed", "cancelled"}),
         **{state: frozenset() for state in FINAL_RUN_STATES},
+        # finished, but an analyst may undo its reversible steps (`RunEngine.undo`)
+        "succeeded": frozenset({"rolled_back", "failed"}),
+        "failed": frozenset({"rolled_back"}),
+        "cancelled": frozenset({"rolled_back", "failed"}),
     }
 )
 
