@@ -4,6 +4,7 @@ retries and rollback. Plus the run lifecycle rules."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -354,6 +355,30 @@ def test_blast_radius_limit_refuses_with_reason(db, registry, server, mde, clock
     clock.advance(timedelta(minutes=61))  # an hour later the window has room again
     third = engine.advance(CLINIC, engine.start(CLINIC, "inc-2", pb).id)
     assert third.state == "succeeded"
+
+
+def test_two_runs_advanced_at_once_cannot_both_pass_the_limit(db, registry, server, mde, clock) -> None:
+    """The stage's thread and an API request advance two runs at the same moment: one host per hour."""
+    store_incident(db, "inc-1", "ws-17")
+    store_incident(db, "inc-2", "reception-pc")
+    db.response.put_policy(CLINIC, {**AUTOMATIC, "limits_per_hour": {"host": 1}}, actor="admin")
+    pb = playbook(registry, NO_APPROVAL)
+    engine = make_engine(db, registry, server, clock, pb)
+    runs = [engine.start(CLINIC, incident, pb).id for incident in ("inc-1", "inc-2")]
+    barrier = threading.Barrier(2)
+    ended: dict[str, str] = {}
+
+    def advance(run_id: str) -> None:
+        barrier.wait()
+        ended[run_id] = engine.advance(CLINIC, run_id).state
+
+    threads = [threading.Thread(target=advance, args=(r,)) for r in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(ended.values()) == ["failed_closed", "succeeded"]
+    assert [a["type"] for a in mde.actions] == ["Isolate"]
 
 
 # -- dry run, restart, retry, rollback -----------------------------------------------------------------

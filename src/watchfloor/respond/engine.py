@@ -24,6 +24,7 @@ to `contained` through `CaseService.transition` (time to contain feeds the SLA m
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,6 +124,7 @@ class RunEngine:
         self.playbooks = playbooks
         self.secrets = secrets
         self.cases = cases
+        self._decide_lock = threading.RLock()
         self.clock = clock
         self.tenant_context = tenant_context or (lambda _tenant: {})
         self.max_attempts = max_attempts
@@ -445,58 +447,63 @@ class RunEngine:
             return self._failed(run, row, step, playbook, str(exc))
         retry = row.state == "waiting"  # a retry after a backoff: the policy already allowed it
         resumed = row.state == "running"  # the process died mid-call: same attempt, same key
-        if row.state in {"pending", "waiting_approval"}:
-            decision = self._decide(run, manifest, inputs, incident, now)
-            if run.dry_run:
-                pass  # recorded below with the result: nothing is asked, changed or counted
-            elif decision.refused:
-                self._step(run, row, state="refused", error=decision.reason, inputs=inputs, finished_at=now)
-                self._fail_closed(run, decision.reason, _approvers(decision.approvers), incident)
-                raise _Pause
-            elif decision.mode == "notify_only":
-                self._step(
-                    run,
-                    row,
-                    state="skipped",
-                    inputs=inputs,
-                    output={"notify_only": decision.reason},
-                    finished_at=now,
-                )
-                self._timeline(
-                    run, f"step {step.id}: {manifest.id} not run, the policy says notify only", "note"
-                )
-                return None
-            elif decision.mode == "ask_approval" and approved_by is None:
-                deadline = decision.deadline or now
-                approved_by = self._await_approval(
-                    run, row, _approvers(decision.approvers), decision.reason, deadline, incident
-                )
-            if decision.mode != "ask_approval" and not run.dry_run:
-                approved_by = approved_by or f"policy: {decision.mode}"
-            dry_note = {"policy": decision.mode, "reason": decision.reason} if run.dry_run else {}
-        else:
-            dry_note = {}
-            # a retry or a re-run after a crash was allowed before; the kill switch may be engaged since
-            if not run.dry_run and manifest.risk != "read_only" and self.db.response.kill_switch():
-                why = f"the kill switch is engaged: step {step.id} ({manifest.id}) not retried"
-                self._step(run, row, state="refused", error=why, inputs=inputs, finished_at=now)
-                self._fail_closed(run, why, {}, incident)
-                raise _Pause
-        attempt = row.attempt if resumed else row.attempt + 1
-        key = f"{run.id}:{step.id}:{attempt}"
-        targets = [] if run.dry_run or resumed or retry else _targets(manifest, inputs)
-        row = self._step(
-            run,
-            row,
-            expected=row.state,  # two engines racing: only one calls the vendor
-            state="running",
-            attempt=attempt,
-            idempotency_key=key,
-            inputs=inputs,
-            started_at=row.started_at if resumed else now,
-            approved_by=approved_by if not retry and not resumed else row.approved_by,
-            log_targets=[(manifest.id, manifest.target, t) for t in targets],
-        )
+        # the policy decision (limits counted) and the step marked running with its targets logged happen
+        # under one lock: two runs of this process cannot both pass a blast-radius limit
+        with self._decide_lock:
+            if row.state in {"pending", "waiting_approval"}:
+                decision = self._decide(run, manifest, inputs, incident, now)
+                if run.dry_run:
+                    pass  # recorded below with the result: nothing is asked, changed or counted
+                elif decision.refused:
+                    self._step(
+                        run, row, state="refused", error=decision.reason, inputs=inputs, finished_at=now
+                    )
+                    self._fail_closed(run, decision.reason, _approvers(decision.approvers), incident)
+                    raise _Pause
+                elif decision.mode == "notify_only":
+                    self._step(
+                        run,
+                        row,
+                        state="skipped",
+                        inputs=inputs,
+                        output={"notify_only": decision.reason},
+                        finished_at=now,
+                    )
+                    self._timeline(
+                        run, f"step {step.id}: {manifest.id} not run, the policy says notify only", "note"
+                    )
+                    return None
+                elif decision.mode == "ask_approval" and approved_by is None:
+                    deadline = decision.deadline or now
+                    approved_by = self._await_approval(
+                        run, row, _approvers(decision.approvers), decision.reason, deadline, incident
+                    )
+                if decision.mode != "ask_approval" and not run.dry_run:
+                    approved_by = approved_by or f"policy: {decision.mode}"
+                dry_note = {"policy": decision.mode, "reason": decision.reason} if run.dry_run else {}
+            else:
+                dry_note = {}
+                # a retry or a re-run after a crash was allowed before; the kill switch may be engaged since
+                if not run.dry_run and manifest.risk != "read_only" and self.db.response.kill_switch():
+                    why = f"the kill switch is engaged: step {step.id} ({manifest.id}) not retried"
+                    self._step(run, row, state="refused", error=why, inputs=inputs, finished_at=now)
+                    self._fail_closed(run, why, {}, incident)
+                    raise _Pause
+            attempt = row.attempt if resumed else row.attempt + 1
+            key = f"{run.id}:{step.id}:{attempt}"
+            targets = [] if run.dry_run or resumed or retry else _targets(manifest, inputs)
+            row = self._step(
+                run,
+                row,
+                expected=row.state,  # two engines racing: only one calls the vendor
+                state="running",
+                attempt=attempt,
+                idempotency_key=key,
+                inputs=inputs,
+                started_at=row.started_at if resumed else now,
+                approved_by=approved_by if not retry and not resumed else row.approved_by,
+                log_targets=[(manifest.id, manifest.target, t) for t in targets],
+            )
         try:  # credentials that do not open (lost key, tampering) fail the step like a vendor error
             ctx = ActionContext(
                 tenant_id=run.tenant_id,
