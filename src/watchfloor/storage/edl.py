@@ -15,31 +15,24 @@ from __future__ import annotations
 import builtins
 import hmac
 import re
-import secrets
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, delete, func, select, update
 
 from watchfloor.core.types import TenantId
 from watchfloor.respond.edl import EdlEntry, ListKind, list_kind, normalize
 from watchfloor.storage.audit import append_audit
 from watchfloor.storage.engine import Store, dialect_insert
-from watchfloor.storage.errors import NotFoundError, StorageError, where
+from watchfloor.storage.errors import NotFoundError, where
 from watchfloor.storage.schema import edl_entries, edl_tokens, tenants
 from watchfloor.storage.tenants import require_tenant
-from watchfloor.storage.tokens import LAST_USED_RESOLUTION, HashScheme, digest
+from watchfloor.storage.tokens import LAST_USED_RESOLUTION, HashScheme, digest, insert_new_token
 
 EDL_TOKEN_PREFIX: Final = "wfe_"  # noqa: S105 - the public prefix, not a secret
 EDL_TOKEN_RE: Final = re.compile(r"wfe_([a-z0-9]{8})_([A-Za-z0-9_-]{43})")
-_TOKEN_ID_LENGTH: Final = 8
-_TOKEN_SECRET_BYTES: Final = 32
-_ID_ALPHABET: Final = string.ascii_lowercase + string.digits
-_ID_ATTEMPTS: Final = 5
 
 Outcome = Literal["added", "extended", "unchanged"]
 
@@ -283,28 +276,16 @@ class EdlRepository:
         with self._store.write() as connection:
             require_tenant(connection, tenant_id, active=True)
             now = self._store.now()
-            for _attempt in range(_ID_ATTEMPTS):
-                token_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_TOKEN_ID_LENGTH))
-                secret = secrets.token_urlsafe(_TOKEN_SECRET_BYTES)
-                values = {
-                    "id": token_id,
-                    "tenant_id": tenant_id,
-                    "description": description,
-                    "secret_hash": digest(secret, scheme=scheme, pepper=self._store.token_pepper),
-                    "hash_scheme": scheme,
-                    "created_at": now,
-                    "revoked_at": None,
-                    "last_used_at": None,
-                }
-                try:
-                    with connection.begin_nested():
-                        connection.execute(insert(edl_tokens).values(values))
-                except IntegrityError:
-                    continue  # id taken: draw again
-                break
-            else:
-                msg = f"could not draw a free EDL token id in {_ID_ATTEMPTS} attempts"
-                raise StorageError(msg, location=where(tenant_id, "edl_tokens"))
+            values, secret = insert_new_token(
+                connection,
+                edl_tokens,
+                tenant_id,
+                description=description,
+                scheme=scheme,
+                pepper=self._store.token_pepper,
+                now=now,
+            )
+            token_id = values["id"]
             append_audit(
                 connection,
                 at=now,

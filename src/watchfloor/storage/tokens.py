@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from watchfloor.core.types import TenantId
@@ -101,6 +101,41 @@ def _token(row: Mapping[Any, Any]) -> IntakeToken:
 _PUBLIC_COLUMNS = [column for column in intake_tokens.c if column.name != "secret_hash"]
 
 
+def insert_new_token(
+    connection: Connection,
+    table: Table,
+    tenant_id: TenantId,
+    *,
+    description: str,
+    scheme: HashScheme,
+    pepper: bytes | None,
+    now: datetime,
+) -> tuple[dict[str, Any], str]:
+    """Insert a token row with a freshly drawn id and secret (only the secret's hash is stored) into `table`
+    (intake or EDL tokens); (the row's values, the secret). A taken id is drawn again, a few times."""
+    for _attempt in range(_ID_ATTEMPTS):
+        token_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(TOKEN_ID_LENGTH))
+        secret = secrets.token_urlsafe(TOKEN_SECRET_BYTES)
+        values = {
+            "id": token_id,
+            "tenant_id": tenant_id,
+            "description": description,
+            "secret_hash": digest(secret, scheme=scheme, pepper=pepper),
+            "hash_scheme": scheme,
+            "created_at": now,
+            "revoked_at": None,
+            "last_used_at": None,
+        }
+        try:
+            with connection.begin_nested():
+                connection.execute(insert(table).values(values))
+        except IntegrityError:
+            continue  # id taken (1 in 36**8 per existing token): draw again
+        return values, secret
+    msg = f"could not draw a free token id in {_ID_ATTEMPTS} attempts"
+    raise StorageError(msg, location=where(tenant_id, table.name))
+
+
 class TokenRepository:
     """Create, list, revoke and resolve intake tokens. A tenant may hold several."""
 
@@ -119,28 +154,16 @@ class TokenRepository:
         with self._store.write() as connection:
             require_tenant(connection, tenant_id, active=True)
             now = self._store.now()
-            for _attempt in range(_ID_ATTEMPTS):
-                token_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(TOKEN_ID_LENGTH))
-                secret = secrets.token_urlsafe(TOKEN_SECRET_BYTES)
-                values = {
-                    "id": token_id,
-                    "tenant_id": tenant_id,
-                    "description": description,
-                    "secret_hash": digest(secret, scheme=scheme, pepper=self._store.token_pepper),
-                    "hash_scheme": scheme,
-                    "created_at": now,
-                    "revoked_at": None,
-                    "last_used_at": None,
-                }
-                try:
-                    with connection.begin_nested():
-                        connection.execute(insert(intake_tokens).values(values))
-                except IntegrityError:
-                    continue  # id taken (1 in 36**8 per existing token): draw again
-                break
-            else:
-                msg = f"could not draw a free token id in {_ID_ATTEMPTS} attempts"
-                raise StorageError(msg, location=where(tenant_id, "intake_tokens"))
+            values, secret = insert_new_token(
+                connection,
+                intake_tokens,
+                tenant_id,
+                description=description,
+                scheme=scheme,
+                pepper=self._store.token_pepper,
+                now=now,
+            )
+            token_id = values["id"]
             append_audit(
                 connection,
                 at=now,
