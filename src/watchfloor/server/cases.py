@@ -599,9 +599,27 @@ class CaseService:
         return self.db.suppressions.list(tenant)
 
     # -- queue, metrics, credits, workload -------------------------------------------------------------
-    def nearest_sla(self, incident: Incident, now: datetime) -> SlaStatus | None:
+    def terms(self) -> Callable[[TenantId], tuple[ServiceTier, str]]:
+        """Tenant -> (service tier, time zone), each tenant read once: for one operation over many
+        incidents (queue, metrics, the sweep), not kept across operations (settings change)."""
+        seen: dict[TenantId, tuple[ServiceTier, str]] = {}
+
+        def lookup(tenant: TenantId) -> tuple[ServiceTier, str]:
+            found = seen.get(tenant)
+            if found is None:
+                found = seen[tenant] = (self.tier_of(tenant), self.timezone_of(tenant))
+            return found
+
+        return lookup
+
+    def nearest_sla(
+        self,
+        incident: Incident,
+        now: datetime,
+        terms: Callable[[TenantId], tuple[ServiceTier, str]] | None = None,
+    ) -> SlaStatus | None:
         """The running clock with the least time remaining (breached ones first)."""
-        tier, zone = self.tier_of(incident.tenant_id), self.timezone_of(incident.tenant_id)
+        tier, zone = (terms or self.terms())(incident.tenant_id)
         running = [
             s
             for s in sla_statuses(incident, tier, now, tenant_timezone=zone)
@@ -617,7 +635,8 @@ class CaseService:
         open_ = [
             i for i in self.incidents(actor, tenant, states=OPEN_STATES, limit=None) if i.merged_into is None
         ]
-        nearest = {i.id: self.nearest_sla(i, at) for i in open_}
+        terms = self.terms()
+        nearest = {i.id: self.nearest_sla(i, at, terms) for i in open_}
         items = [QueueItem(incident=i, sla_remaining_seconds=remaining_seconds(nearest[i.id])) for i in open_]
         picks: dict[str, Assignment] = {}
         if self.roster is not None:
@@ -642,12 +661,15 @@ class CaseService:
             )
         return rows
 
-    def met(self, incident: Incident, metric: SlaMetric) -> bool | None:
+    def met(
+        self,
+        incident: Incident,
+        metric: SlaMetric,
+        terms: Callable[[TenantId], tuple[ServiceTier, str]] | None = None,
+    ) -> bool | None:
         """Whether the incident met its `metric` target (None: no target, or still running)."""
-        tier = self.tier_of(incident.tenant_id)
-        status = sla_status(
-            incident, metric, tier, self.clock(), tenant_timezone=self.timezone_of(incident.tenant_id)
-        )
+        tier, zone = (terms or self.terms())(incident.tenant_id)
+        status = sla_status(incident, metric, tier, self.clock(), tenant_timezone=zone)
         if status.state == "met":
             return True
         if status.state in ("missed", "breached"):
@@ -667,14 +689,14 @@ class CaseService:
         """MTTD/MTTT/MTTA/MTTN/MTTC/MTTR and SLA attainment (`docs/metrics.md`) over incidents created in
         [since, until), grouped by tenant, tier, analyst or period."""
         found = self.incidents(actor, tenant, since=since, until=until, limit=None)
-        tiers: dict[TenantId, str] = {}
-
-        def tier_name(tenant_id: TenantId) -> str:
-            if tenant_id not in tiers:
-                tiers[tenant_id] = self.tier_of(tenant_id).name
-            return tiers[tenant_id]
-
-        return compute(found, group_by=group_by, period=period, tier_of=tier_name, met=self.met)
+        terms = self.terms()  # per tenant, not per incident and metric
+        return compute(
+            found,
+            group_by=group_by,
+            period=period,
+            tier_of=lambda tenant_id: terms(tenant_id)[0].name,
+            met=lambda incident, metric: self.met(incident, metric, terms),
+        )
 
     def credits(self, actor: Actor, tenant: TenantId, month_start: datetime) -> CreditStatement:
         """The month's SLA credits under the tenant's tier and contract (`contract.monthly_fee_minor`)."""

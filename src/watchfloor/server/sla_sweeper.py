@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 from zoneinfo import ZoneInfoNotFoundError
 
 from sqlalchemy import Connection
@@ -30,7 +30,7 @@ from watchfloor.cases.escalation import (
 from watchfloor.cases.models import SYSTEM, Incident, TimelineEntry
 from watchfloor.cases.permissions import CaseError
 from watchfloor.cases.routing import QueueItem, route, shift_handoff
-from watchfloor.cases.sla import evaluate_sla, sla_statuses
+from watchfloor.cases.sla import SlaEvent, evaluate_sla, sla_statuses
 from watchfloor.cases.soc import SocRoster, on_duty
 from watchfloor.cases.tiers import ServiceTier
 from watchfloor.cases.workload import open_load
@@ -79,7 +79,7 @@ class SlaSweeper:
                 )
                 if not due and not (breached and tree is not None):
                     continue
-                counts = self._sla_tick(incident, tier, due, tree if breached else None, at)
+                counts = self._sla_tick(incident, tier, zone, due, tree if breached else None, at)
                 events += counts[0]
                 escalations += counts[1]
         assigned = handoffs = 0
@@ -104,7 +104,8 @@ class SlaSweeper:
         self,
         incident: Incident,
         tier: ServiceTier,
-        due: Sequence[Any],
+        zone: str,
+        due: Sequence[SlaEvent],
         tree: EscalationTree | None,
         at: datetime,
     ) -> tuple[int, int]:
@@ -145,7 +146,7 @@ class SlaSweeper:
                 tree is not None
                 and roster is not None
                 and current.state not in CLOSED_STATES
-                and self._still_breached(current, tier, at)
+                and self._still_breached(current, tier, zone, at)
             ):
                 changed, more = self._escalate_step(connection, changed, roster, tree, at, counts)
                 entries.extend(more)
@@ -158,10 +159,10 @@ class SlaSweeper:
             self.cases._observe(result.incident)
         return counts[0], counts[1]
 
-    def _still_breached(self, incident: Incident, tier: ServiceTier, at: datetime) -> bool:
+    @staticmethod
+    def _still_breached(incident: Incident, tier: ServiceTier, zone: str, at: datetime) -> bool:
         """Some clock is over its target and its milestone is still not reached: once the analyst
         acknowledges, notifies or contains, that clock stops ("missed") and the chain stops with it."""
-        zone = self.cases.timezone_of(incident.tenant_id)
         return any(s.state == "breached" for s in sla_statuses(incident, tier, at, tenant_timezone=zone))
 
     def _escalate_step(
@@ -228,7 +229,8 @@ class SlaSweeper:
             if i.merged_into is None
         ]
         load = open_load(open_)
-        nearest = {i.id: remaining_seconds(self.cases.nearest_sla(i, at)) for i in open_}
+        terms = self.cases.terms()
+        nearest = {i.id: remaining_seconds(self.cases.nearest_sla(i, at, terms)) for i in open_}
         handoffs = 0
         on_shift = {a.id for a in on_duty(roster, at)}
         held = [
