@@ -26,10 +26,16 @@ from watchfloor.core.types import TenantId
 from watchfloor.respond.edl import EdlEntry, ListKind, list_kind, normalize
 from watchfloor.storage.audit import append_audit
 from watchfloor.storage.engine import Store, dialect_insert
-from watchfloor.storage.errors import NotFoundError, where
 from watchfloor.storage.schema import edl_entries, edl_tokens, tenants
 from watchfloor.storage.tenants import require_tenant
-from watchfloor.storage.tokens import LAST_USED_RESOLUTION, HashScheme, digest, insert_new_token
+from watchfloor.storage.tokens import (
+    LAST_USED_RESOLUTION,
+    HashScheme,
+    digest,
+    hash_scheme,
+    insert_new_token,
+    revoke_token_row,
+)
 
 EDL_TOKEN_PREFIX: Final = "wfe_"  # noqa: S105 - the public prefix, not a secret
 EDL_TOKEN_RE: Final = re.compile(r"wfe_([a-z0-9]{8})_([A-Za-z0-9_-]{43})")
@@ -268,7 +274,7 @@ class EdlRepository:
     # -- poll tokens -----------------------------------------------------------------------------
     @property
     def _scheme(self) -> HashScheme:
-        return "sha256" if self._store.token_pepper is None else "hmac-sha256"
+        return hash_scheme(self._store.token_pepper)
 
     def create_token(self, tenant_id: TenantId, *, description: str, actor: str) -> CreatedEdlToken:
         """A new read-only EDL token for an active tenant. Keep `plaintext`: it cannot be shown again."""
@@ -312,15 +318,7 @@ class EdlRepository:
         mine = (edl_tokens.c.id == token_id) & (edl_tokens.c.tenant_id == tenant_id)
         with self._store.write() as connection:
             now = self._store.now()
-            if connection.execute(select(edl_tokens.c.id).where(mine)).first() is None:
-                raise NotFoundError(
-                    f"tenant {tenant_id!r} has no EDL token {token_id!r}",
-                    location=where(tenant_id, "edl_tokens", token_id),
-                )
-            changed = connection.execute(
-                update(edl_tokens).where(mine, edl_tokens.c.revoked_at.is_(None)).values(revoked_at=now)
-            ).rowcount
-            if changed:
+            if revoke_token_row(connection, edl_tokens, tenant_id, token_id, now=now, what="EDL token"):
                 append_audit(
                     connection,
                     at=now,

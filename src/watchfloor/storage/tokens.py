@@ -136,6 +136,29 @@ def insert_new_token(
     raise StorageError(msg, location=where(tenant_id, table.name))
 
 
+def hash_scheme(pepper: bytes | None) -> HashScheme:
+    """How new token secrets are hashed: keyed with the server's pepper when there is one."""
+    return "sha256" if pepper is None else "hmac-sha256"
+
+
+def revoke_token_row(
+    connection: Connection, table: Table, tenant_id: TenantId, token_id: str, *, now: datetime, what: str
+) -> bool:
+    """Revoke the tenant's token `token_id` in `table` (intake or EDL tokens); True when it was live until
+    now, False when already revoked (the first time is kept). Another tenant's id is NotFoundError, exactly
+    like an unknown one."""
+    mine = (table.c.id == token_id) & (table.c.tenant_id == tenant_id)
+    if connection.execute(select(table.c.id).where(mine)).first() is None:
+        raise NotFoundError(
+            f"tenant {tenant_id!r} has no {what} {token_id!r}",
+            location=where(tenant_id, table.name, token_id),
+        )
+    changed = connection.execute(
+        update(table).where(mine, table.c.revoked_at.is_(None)).values(revoked_at=now)
+    ).rowcount
+    return bool(changed)
+
+
 class TokenRepository:
     """Create, list, revoke and resolve intake tokens. A tenant may hold several."""
 
@@ -146,7 +169,7 @@ class TokenRepository:
 
     @property
     def _scheme(self) -> HashScheme:
-        return "sha256" if self._store.token_pepper is None else "hmac-sha256"
+        return hash_scheme(self._store.token_pepper)
 
     def create(self, tenant_id: TenantId, *, description: str, actor: str) -> CreatedToken:
         """A new token for an active tenant. Keep `plaintext`: it cannot be shown again."""
@@ -194,16 +217,7 @@ class TokenRepository:
         mine = (intake_tokens.c.id == token_id) & (intake_tokens.c.tenant_id == tenant_id)
         with self._store.write() as connection:
             now = self._store.now()
-            exists = connection.execute(select(intake_tokens.c.id).where(mine)).first()
-            if exists is None:
-                raise NotFoundError(
-                    f"tenant {tenant_id!r} has no token {token_id!r}",
-                    location=where(tenant_id, "intake_tokens", token_id),
-                )
-            changed = connection.execute(
-                update(intake_tokens).where(mine, intake_tokens.c.revoked_at.is_(None)).values(revoked_at=now)
-            ).rowcount
-            if changed:
+            if revoke_token_row(connection, intake_tokens, tenant_id, token_id, now=now, what="token"):
                 append_audit(
                     connection,
                     at=now,
