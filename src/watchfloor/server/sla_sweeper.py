@@ -258,11 +258,12 @@ class SlaSweeper:
 
                 self.cases._modify(SYSTEM, handoff.tenant_id, handoff.incident_id, change)
                 handoffs += 1
-        open_ = [
-            i
-            for i in self.cases.db.incidents.list(None, states=OPEN_STATES, limit=None)
-            if i.merged_into is None
-        ]
+        if handoffs:  # assignees moved: route from what is stored now
+            open_ = [
+                i
+                for i in self.cases.db.incidents.list(None, states=OPEN_STATES, limit=None)
+                if i.merged_into is None
+            ]
         items = [QueueItem(incident=i, sla_remaining_seconds=nearest.get(i.id)) for i in open_]
         assigned = 0
         for pick in route(items, roster, at, open_load(open_)):
