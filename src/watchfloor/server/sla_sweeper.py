@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -183,7 +183,7 @@ class SlaSweeper:
                 previous = breach_escalation(incident, roster, tree, last["at"], int(last["step"]))
                 if previous.wait_minutes is None:
                     return incident, []  # the chain is exhausted
-                if at < _aware(last["at"]) + timedelta(minutes=previous.wait_minutes):
+                if at < last["at"] + timedelta(minutes=previous.wait_minutes):  # UTCDateTime: aware
                     return incident, []
         action = breach_escalation(incident, roster, tree, at, taken)
         if action.kind == "exhausted":
@@ -276,7 +276,3 @@ class SlaSweeper:
                 continue
             assigned += 1
         return assigned, handoffs
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
