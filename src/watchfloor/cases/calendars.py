@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from watchfloor.core.errors import ConfigError, Location
 
-__all__ = ["WEEKDAYS", "Calendar", "Window", "parse_weekday", "zone"]
+__all__ = ["WEEKDAYS", "Calendar", "Window", "parse_weekday", "utc", "zone"]
 
 Window = tuple[time, time]  # local wall times; end <= start means the window ends the next day
 
@@ -200,7 +200,7 @@ class Calendar:
 
     def working_time(self, start: datetime, end: datetime) -> timedelta:
         """`working_seconds` as an exact timedelta."""
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = utc(start, "start"), utc(end, "end")
         if end <= start:
             return timedelta(0)
         if self.windows is None:
@@ -225,7 +225,7 @@ class Calendar:
 
     def add_working_time(self, start: datetime, amount: timedelta) -> datetime:
         """`add_working_seconds` with an exact timedelta."""
-        start = _utc(start, "start")
+        start = utc(start, "start")
         if amount < timedelta(0):
             raise ValueError(f"cannot add a negative working time ({amount})")
         if amount == timedelta(0) or self.windows is None:
@@ -241,12 +241,12 @@ class Calendar:
 
     def is_working(self, at: datetime) -> bool:
         """Whether `at` lies in a working window (windows are half-open: their end is not working)."""
-        at = _utc(at, "at")
+        at = utc(at, "at")
         return self.next_working_instant(at) == at
 
     def next_working_instant(self, at: datetime) -> datetime:
         """`at` itself if it is working time, else the start of the next working window (UTC)."""
-        at = _utc(at, "at")
+        at = utc(at, "at")
         if self.windows is None:
             return at
         lo, _hi = next(self._intervals_from(at))
@@ -254,7 +254,7 @@ class Calendar:
 
     def working_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """The working windows overlapping `[start, end)`, clipped to it, as UTC `(from, to)` pairs."""
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = utc(start, "start"), utc(end, "end")
         if end <= start:
             return []
         if self.windows is None:
@@ -310,7 +310,8 @@ class Calendar:
         return low + timedelta(seconds=hi_s)
 
 
-def _utc(value: datetime, name: str) -> datetime:
+def utc(value: datetime, name: str = "time") -> datetime:
+    """`value` in UTC; ValueError for a naive datetime (every boundary in cases/ is timezone-aware)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
     return value.astimezone(UTC)

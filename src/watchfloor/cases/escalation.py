@@ -40,8 +40,9 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from watchfloor.cases.calendars import utc
 from watchfloor.cases.models import Incident
-from watchfloor.cases.soc import DutyManager, SocRoster, duty_managers_at, on_duty, utc
+from watchfloor.cases.soc import DutyManager, SocRoster, duty_managers_at, on_duty
 from watchfloor.core.errors import ConfigError, Location, WatchfloorError
 from watchfloor.core.types import ANALYST_TIERS, CLOSED_STATES, SEVERITIES, AnalystTier, Severity, TenantId
 

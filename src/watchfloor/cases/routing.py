@@ -37,8 +37,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Final
 
+from watchfloor.cases.calendars import utc
 from watchfloor.cases.models import Incident, TimelineEntry
-from watchfloor.cases.soc import Analyst, SocRoster, on_duty, utc
+from watchfloor.cases.soc import Analyst, SocRoster, on_duty
 from watchfloor.core.types import ANALYST_TIERS, CLOSED_STATES, IncidentState, TenantId, severity_rank
 
 __all__ = [

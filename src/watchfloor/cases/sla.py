@@ -46,10 +46,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Literal, Protocol
 
-from watchfloor.cases.calendars import Calendar
+from watchfloor.cases.calendars import Calendar, utc
 from watchfloor.cases.models import Incident
 from watchfloor.cases.tiers import BASIS_POINTS, ServiceTier, format_duration
 from watchfloor.core.types import CLOSED_STATES, SLA_METRICS, Severity, SlaMetric, TenantId
@@ -169,12 +169,6 @@ class _Clock:
         return self.calendar.add_working_time(cursor, need)
 
 
-def _utc(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
-    return value.astimezone(UTC)
-
-
 def _milestone(incident: Incident, metric: SlaMetric) -> datetime | None:
     if metric == "acknowledge":
         return incident.acknowledged_at
@@ -184,16 +178,16 @@ def _milestone(incident: Incident, metric: SlaMetric) -> datetime | None:
 
 
 def _clock(incident: Incident, metric: SlaMetric, calendar: Calendar, now: datetime) -> _Clock:
-    now = _utc(now, "now")
-    start = _utc(incident.created_at, "incident.created_at")
+    now = utc(now, "now")
+    start = utc(incident.created_at, "incident.created_at")
     milestone = _milestone(incident, metric)
-    achieved = _utc(milestone, metric) if milestone is not None else None
+    achieved = utc(milestone, metric) if milestone is not None else None
     if achieved is not None and achieved > now:
         achieved = None  # not yet reached as of `now`
     stop = achieved
     if stop is None and (incident.state in CLOSED_STATES or incident.state == "resolved"):
         done = [
-            _utc(t, "resolved_at/closed_at")
+            utc(t, "resolved_at/closed_at")
             for t in (incident.resolved_at, incident.closed_at)
             if t is not None
         ]
@@ -204,7 +198,7 @@ def _clock(incident: Incident, metric: SlaMetric, calendar: Calendar, now: datet
     stopped = stop is not None
     pauses = sorted(
         (
-            (_utc(lo, "pause start"), None if hi is None else _utc(hi, "pause end"))
+            (utc(lo, "pause start"), None if hi is None else utc(hi, "pause end"))
             for lo, hi in incident.pauses
         ),
         key=lambda p: p[0],
@@ -366,7 +360,7 @@ def credits_for(
     policy = tier.credits
     records = sorted(
         (b for b in breaches if b.kind == "sla_breached"),
-        key=lambda b: (_utc(b.at, "breach at"), b.incident_id, SLA_METRICS.index(b.metric)),
+        key=lambda b: (utc(b.at, "breach at"), b.incident_id, SLA_METRICS.index(b.metric)),
     )
     tenants = {b.tenant_id for b in records}
     if len(tenants) > 1:
@@ -378,7 +372,7 @@ def credits_for(
     for breach in records:
         head = (
             f"{breach.incident_id} ({breach.severity}) breached the {breach.metric} target at "
-            f"{_utc(breach.at, 'breach at').isoformat()}"
+            f"{utc(breach.at, 'breach at').isoformat()}"
         )
         bp = policy.bp_for(breach.severity)
         amount = 0
@@ -402,7 +396,7 @@ def credits_for(
                 incident_id=breach.incident_id,
                 metric=breach.metric,
                 severity=breach.severity,
-                breached_at=_utc(breach.at, "breach at"),
+                breached_at=utc(breach.at, "breach at"),
                 percent_bp=bp,
                 amount_minor=amount,
                 explanation=f"{head}: {why}",

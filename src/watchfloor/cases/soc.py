@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from watchfloor.cases.calendars import utc
 from watchfloor.cases.models import Actor
 from watchfloor.core.errors import ConfigError, Location
 from watchfloor.core.types import ANALYST_TIERS, AnalystTier, TenantId
@@ -63,7 +64,6 @@ __all__ = [
     "merge_intervals",
     "on_duty",
     "roster_from_mapping",
-    "utc",
 ]
 
 IN_HOUSE: Final = "in-house"
@@ -83,13 +83,6 @@ class RosterError(ConfigError):
     """The SOC roster file is invalid (the message starts with the key path)."""
 
     code = "config.roster_invalid"
-
-
-def utc(value: datetime, name: str = "time") -> datetime:
-    """`value` in UTC; ValueError for a naive datetime (every boundary here is timezone-aware)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} {value.isoformat()} must be timezone-aware")
-    return value.astimezone(UTC)
 
 
 def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:

@@ -30,8 +30,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from watchfloor.cases.calendars import utc
 from watchfloor.cases.models import Incident, TimelineEntry
-from watchfloor.cases.soc import Interval, SocRoster, analyst_intervals, merge_intervals, utc
+from watchfloor.cases.soc import Interval, SocRoster, analyst_intervals, merge_intervals
 from watchfloor.core.types import CLOSED_STATES, TenantId
 
 __all__ = [
