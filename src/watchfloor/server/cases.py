@@ -717,7 +717,7 @@ class CaseService:
             )
         if self.roster is None:
             return []
-        incidents = self.db.incidents.list(None, limit=None)
+        incidents = self.db.incidents.list(None, states=OPEN_STATES, limit=None)  # only open load is counted
         entries = self.db.incidents.timeline_between(None, start, end)
         return workload(entries, incidents, self.roster, start, end)
 
